@@ -1,0 +1,3 @@
+pub use dht;
+pub use servicer_macros::servicer;
+pub use servicer_runtime as runtime;
