@@ -1,2 +1,48 @@
-//! placeholder during bring-up
+//! The runtime behind `#[servicer]`: a peer-to-peer node on rust-libp2p and tokio, its RPC wire
+//! format, the handler registry and the stub base that generated stubs wrap.
+//!
+//! - [`P2P`]: the node (a cloneable handle to the task that owns the libp2p swarm), created from a
+//!   [`P2PConfig`]. TCP, QUIC and an in-memory transport (`/memory/N`), noise, yamux, identify, ping.
+//! - [`Handler`]: an async function of one of the four [`RpcKind`]s, registered by name on a node;
+//!   [`Interceptor`]s see every call first.
+//! - [`StubBase`]: calls a remote peer's handlers; [`ResponseStream`] and [`RequestStream`] carry
+//!   streams of messages.
+//! - [`RpcError`]: the one error type; [`RpcContext`]: what a handler knows about its caller.
+//!
+//! Wire: every call runs on a libp2p stream of the protocol `/servicer/rpc/1.0.0` as frames
+//! `kind | u32 length | payload` (see the `frame` module): a call header, messages, and an end or an
+//! error frame. Streams of finished unary calls are kept and reused, so a unary call costs one round
+//! trip and no protocol negotiation.
+
+mod behaviour;
+pub mod codec;
+mod config;
+mod context;
+mod error;
+mod frame;
+mod handler;
+mod identity;
+mod limits;
+mod p2p;
+mod pool;
+mod server;
+mod stream;
+mod stub;
+mod swarm;
+
+pub use config::{DEFAULT_MAX_MESSAGE_SIZE, P2PConfig};
+pub use context::RpcContext;
+pub use error::RpcError;
+pub use handler::{Handler, Interceptor, Message, RpcKind, handle_name};
+pub use identity::load_or_create_identity;
+pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
+pub use p2p::P2P;
+pub use stream::{RequestStream, ResponseSender, ResponseStream};
+pub use stub::StubBase;
+
+/// Re-exports for code that `#[servicer]` emits; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use futures::Stream;
+}

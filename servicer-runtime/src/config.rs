@@ -1,0 +1,172 @@
+//! [`P2PConfig`]: everything a node is created with, with documented defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use libp2p::identity::Keypair;
+
+/// Default cap on one message, as hivemind's `DEFAULT_MAX_MSG_SIZE`.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+/// How a node is created. Build it with [`P2PConfig::default`] and the `with_*` methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use servicer_runtime::P2PConfig;
+///
+/// let config = P2PConfig::default()
+///     .with_listen_addrs(["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+///     .with_unary_deadline(Duration::from_secs(5));
+/// assert_eq!(config.max_message_size(), 4 * 1024 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct P2PConfig {
+    pub(crate) keypair: Option<Keypair>,
+    pub(crate) identity_path: Option<PathBuf>,
+    pub(crate) listen_addrs: Vec<Multiaddr>,
+    pub(crate) announce_addrs: Vec<Multiaddr>,
+    pub(crate) initial_peers: Vec<Multiaddr>,
+    pub(crate) require_initial_peers: bool,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_message_size: usize,
+    pub(crate) unary_deadline: Duration,
+    pub(crate) stream_idle_deadline: Duration,
+    pub(crate) server_idle_timeout: Duration,
+    pub(crate) pool_idle_timeout: Duration,
+    pub(crate) idle_connection_timeout: Duration,
+    pub(crate) max_inbound_calls: usize,
+    pub(crate) max_inbound_calls_per_peer: usize,
+    pub(crate) max_outbound_streams_per_peer: usize,
+}
+
+impl Default for P2PConfig {
+    fn default() -> Self {
+        P2PConfig {
+            keypair: None,
+            identity_path: None,
+            listen_addrs: vec![default_listen_addr()],
+            announce_addrs: Vec::new(),
+            initial_peers: Vec::new(),
+            require_initial_peers: false,
+            connect_timeout: Duration::from_secs(10),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            unary_deadline: Duration::from_secs(30),
+            stream_idle_deadline: Duration::from_secs(60),
+            server_idle_timeout: Duration::from_secs(120),
+            pool_idle_timeout: Duration::from_secs(30),
+            idle_connection_timeout: Duration::from_secs(30),
+            max_inbound_calls: 4096,
+            max_inbound_calls_per_peer: 256,
+            max_outbound_streams_per_peer: 256,
+        }
+    }
+}
+
+fn default_listen_addr() -> Multiaddr {
+    Multiaddr::empty()
+        .with(libp2p::multiaddr::Protocol::Ip4([127, 0, 0, 1].into()))
+        .with(libp2p::multiaddr::Protocol::Tcp(0))
+}
+
+impl P2PConfig {
+    /// Uses this key as the node's identity. Default: a random Ed25519 key.
+    pub fn with_keypair(mut self, keypair: Keypair) -> Self {
+        self.keypair = Some(keypair);
+        self
+    }
+
+    /// Loads the identity from this file, creating it with a new Ed25519 key if it is missing
+    /// (hivemind's `identity_path`). The file holds the libp2p protobuf encoding of the key.
+    pub fn with_identity_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.identity_path = Some(path.into());
+        self
+    }
+
+    /// Addresses to listen on. Default: `/ip4/127.0.0.1/tcp/0`. Use `/ip4/…/udp/0/quic-v1` for QUIC
+    /// and `/memory/0` for the in-process transport.
+    pub fn with_listen_addrs(mut self, addrs: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.listen_addrs = addrs.into_iter().collect();
+        self
+    }
+
+    /// Addresses to announce instead of the listen addresses (e.g. behind a port forward).
+    pub fn with_announce_addrs(mut self, addrs: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.announce_addrs = addrs.into_iter().collect();
+        self
+    }
+
+    /// Peers to dial at start, as full multiaddrs ending in `/p2p/<peer id>`.
+    pub fn with_initial_peers(mut self, addrs: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.initial_peers = addrs.into_iter().collect();
+        self
+    }
+
+    /// Whether [`P2P::create`](crate::P2P::create) fails when initial peers are given but none of
+    /// them can be reached within the connect timeout. Default: `false`.
+    pub fn with_require_initial_peers(mut self, require: bool) -> Self {
+        self.require_initial_peers = require;
+        self
+    }
+
+    /// How long dialling a peer may take. Default: 10 s.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The largest message this node sends or accepts. Default: 4 MiB.
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// The deadline of a unary call unless the stub sets its own. Default: 30 s.
+    pub fn with_unary_deadline(mut self, deadline: Duration) -> Self {
+        self.unary_deadline = deadline;
+        self
+    }
+
+    /// How long a stream may go without a message, on either side. Default: 60 s.
+    pub fn with_stream_idle_deadline(mut self, deadline: Duration) -> Self {
+        self.stream_idle_deadline = deadline;
+        self
+    }
+
+    /// How long a connection without streams stays open. Default: 30 s (hivemind's `idle_timeout`).
+    pub fn with_idle_connection_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_connection_timeout = timeout;
+        self
+    }
+
+    /// Concurrent inbound calls in total; past it callers get [`RpcError::Busy`](crate::RpcError::Busy).
+    /// Default: 4096.
+    pub fn with_max_inbound_calls(mut self, calls: usize) -> Self {
+        self.max_inbound_calls = calls;
+        self
+    }
+
+    /// Concurrent inbound calls from one peer; past it that peer gets
+    /// [`RpcError::Busy`](crate::RpcError::Busy). Default: 256.
+    pub fn with_max_inbound_calls_per_peer(mut self, calls: usize) -> Self {
+        self.max_inbound_calls_per_peer = calls;
+        self
+    }
+
+    /// Concurrent outbound calls to one peer; more wait for a free slot (within their deadline).
+    /// Default: 256 (yamux allows 512 streams per connection).
+    pub fn with_max_outbound_streams_per_peer(mut self, streams: usize) -> Self {
+        self.max_outbound_streams_per_peer = streams.max(1);
+        self
+    }
+
+    /// The largest message this node sends or accepts.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// The default deadline of unary calls.
+    pub fn unary_deadline(&self) -> Duration {
+        self.unary_deadline
+    }
+}

@@ -1,0 +1,38 @@
+//! What a handler knows about the call it serves.
+
+use std::sync::Arc;
+
+use libp2p::PeerId;
+
+/// The context of one inbound call, passed to every handler (hivemind's `P2PContext`).
+#[derive(Debug, Clone)]
+pub struct RpcContext {
+    handle_name: Arc<str>,
+    local_peer: PeerId,
+    remote_peer: PeerId,
+}
+
+impl RpcContext {
+    pub(crate) fn new(handle_name: Arc<str>, local_peer: PeerId, remote_peer: PeerId) -> Self {
+        RpcContext {
+            handle_name,
+            local_peer,
+            remote_peer,
+        }
+    }
+
+    /// The full handle name, e.g. `Foo.rpc_x` or `ns::Foo.rpc_x`.
+    pub fn handle_name(&self) -> &str {
+        &self.handle_name
+    }
+
+    /// This node's peer id.
+    pub fn local_peer(&self) -> PeerId {
+        self.local_peer
+    }
+
+    /// The caller's peer id, as authenticated by the transport's handshake.
+    pub fn remote_peer(&self) -> PeerId {
+        self.remote_peer
+    }
+}

@@ -1,0 +1,296 @@
+//! Framing of the native wire: `kind: u8 | length: u32 big-endian | payload`.
+//!
+//! A call on a stream is one `Call` frame (handler name and kind), then `Message` frames each way,
+//! an `End` frame after the last message of a stream, or one `Error` frame that ends the call.
+//! Every length is checked against the receiver's limit before a byte of payload is buffered.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::{RpcError, RpcKind, codec};
+
+/// Bytes before the payload: kind and length.
+pub(crate) const HEADER_LEN: usize = 5;
+
+/// What a frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum FrameKind {
+    /// Opens a call: payload is a [`CallHeader`].
+    Call = 0,
+    /// One request or response message.
+    Message = 1,
+    /// Ends the call with an error: payload is a [`WireError`].
+    Error = 2,
+    /// The sender has no more messages for this call.
+    End = 3,
+}
+
+impl FrameKind {
+    fn from_byte(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0 => FrameKind::Call,
+            1 => FrameKind::Message,
+            2 => FrameKind::Error,
+            3 => FrameKind::End,
+            _ => return None,
+        })
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub kind: FrameKind,
+    pub payload: Bytes,
+}
+
+/// The first frame of every call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CallHeader {
+    pub name: String,
+    pub kind: RpcKind,
+}
+
+/// Errors as they cross the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum WireError {
+    Remote(String),
+    UnknownHandler(String),
+    KindMismatch {
+        name: String,
+        expected: String,
+        actual: String,
+    },
+    Refused(String),
+    Busy(String),
+    MessageTooLarge {
+        size: u64,
+        limit: u64,
+    },
+    Malformed(String),
+}
+
+impl From<WireError> for RpcError {
+    fn from(err: WireError) -> Self {
+        match err {
+            WireError::Remote(message) => RpcError::Remote { message },
+            WireError::UnknownHandler(name) => RpcError::UnknownHandler { name },
+            WireError::KindMismatch {
+                name,
+                expected,
+                actual,
+            } => RpcError::KindMismatch {
+                name,
+                expected,
+                actual,
+            },
+            WireError::Refused(message) => RpcError::Refused { message },
+            WireError::Busy(reason) => RpcError::Busy { reason },
+            WireError::MessageTooLarge { size, limit } => RpcError::MessageTooLarge {
+                size: size as usize,
+                limit: limit as usize,
+            },
+            WireError::Malformed(m) => RpcError::Malformed(format!("remote could not decode: {m}")),
+        }
+    }
+}
+
+impl WireError {
+    /// The wire form of a local error that the server sends to its caller.
+    pub(crate) fn from_local(err: &RpcError) -> WireError {
+        match err {
+            RpcError::Remote { message } => WireError::Remote(message.clone()),
+            RpcError::UnknownHandler { name } => WireError::UnknownHandler(name.clone()),
+            RpcError::KindMismatch {
+                name,
+                expected,
+                actual,
+            } => WireError::KindMismatch {
+                name: name.clone(),
+                expected: expected.clone(),
+                actual: actual.clone(),
+            },
+            RpcError::Refused { message } => WireError::Refused(message.clone()),
+            RpcError::Busy { reason } => WireError::Busy(reason.clone()),
+            RpcError::MessageTooLarge { size, limit } => WireError::MessageTooLarge {
+                size: *size as u64,
+                limit: *limit as u64,
+            },
+            other => WireError::Malformed(other.to_string()),
+        }
+    }
+}
+
+/// Appends a frame whose payload is the encoding of `value`; fails without touching `dst` when the
+/// payload would exceed `limit`.
+pub(crate) fn put_frame<T: Serialize + ?Sized>(
+    dst: &mut BytesMut,
+    kind: FrameKind,
+    value: &T,
+    limit: usize,
+) -> Result<(), RpcError> {
+    let start = dst.len();
+    dst.put_u8(kind as u8);
+    dst.put_u32(0);
+    let written = match codec::encode_into(value, dst) {
+        Ok(n) => n,
+        Err(e) => {
+            dst.truncate(start);
+            return Err(e);
+        }
+    };
+    if written > limit || written > u32::MAX as usize {
+        dst.truncate(start);
+        return Err(RpcError::MessageTooLarge {
+            size: written,
+            limit,
+        });
+    }
+    dst[start + 1..start + HEADER_LEN].copy_from_slice(&(written as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Appends an empty `End` frame.
+pub(crate) fn put_end(dst: &mut BytesMut) {
+    dst.put_u8(FrameKind::End as u8);
+    dst.put_u32(0);
+}
+
+/// Appends an `Error` frame; errors are small, so this cannot exceed any sane limit.
+pub(crate) fn put_error(dst: &mut BytesMut, err: &WireError) {
+    // An error message longer than the frame limit is cut rather than lost.
+    if put_frame(dst, FrameKind::Error, err, usize::MAX).is_err() {
+        put_end(dst);
+    }
+}
+
+/// Decodes frames, refusing any whose announced length exceeds `max_payload`.
+#[derive(Debug, Clone)]
+pub(crate) struct FrameCodec {
+    max_payload: usize,
+}
+
+impl FrameCodec {
+    pub(crate) fn new(max_payload: usize) -> Self {
+        FrameCodec { max_payload }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = RpcError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, RpcError> {
+        if src.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let kind = FrameKind::from_byte(src[0])
+            .ok_or_else(|| RpcError::Malformed(format!("unknown frame kind {:#04x}", src[0])))?;
+        let len = u32::from_be_bytes([src[1], src[2], src[3], src[4]]) as usize;
+        if len > self.max_payload {
+            return Err(RpcError::MessageTooLarge {
+                size: len,
+                limit: self.max_payload,
+            });
+        }
+        if src.len() < HEADER_LEN + len {
+            src.reserve(HEADER_LEN + len - src.len());
+            return Ok(None);
+        }
+        src.advance(HEADER_LEN);
+        let payload = src.split_to(len).freeze();
+        Ok(Some(Frame { kind, payload }))
+    }
+}
+
+/// A frame to send; message payloads are encoded straight into the write buffer.
+#[derive(Debug)]
+pub(crate) enum Out<T> {
+    Call(CallHeader),
+    Message(T),
+    Error(WireError),
+    End,
+}
+
+impl<T: Serialize> Encoder<Out<T>> for FrameCodec {
+    type Error = RpcError;
+
+    fn encode(&mut self, item: Out<T>, dst: &mut BytesMut) -> Result<(), RpcError> {
+        match item {
+            Out::Call(header) => put_frame(dst, FrameKind::Call, &header, self.max_payload),
+            Out::Message(value) => put_frame(dst, FrameKind::Message, &value, self.max_payload),
+            Out::Error(err) => {
+                put_error(dst, &err);
+                Ok(())
+            }
+            Out::End => {
+                put_end(dst);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl From<std::io::Error> for RpcError {
+    fn from(err: std::io::Error) -> Self {
+        RpcError::io(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let mut buf = BytesMut::new();
+        put_frame(&mut buf, FrameKind::Message, &42u64, 1024).unwrap();
+        put_end(&mut buf);
+        let mut codec = FrameCodec::new(1024);
+        let first = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(first.kind, FrameKind::Message);
+        assert_eq!(codec::decode::<u64>(&first.payload, 1024).unwrap(), 42);
+        let end = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(end.kind, FrameKind::End);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn partial_frames_wait_for_more_bytes() {
+        let mut whole = BytesMut::new();
+        put_frame(&mut whole, FrameKind::Message, "hello", 1024).unwrap();
+        let mut codec = FrameCodec::new(1024);
+        let mut buf = BytesMut::new();
+        for byte in whole.iter() {
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            buf.put_u8(*byte);
+        }
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+    }
+
+    #[test]
+    fn oversized_and_unknown_frames_are_errors() {
+        let mut codec = FrameCodec::new(16);
+        let mut buf = BytesMut::from(&[1u8, 0, 0, 1, 0][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(RpcError::MessageTooLarge {
+                size: 256,
+                limit: 16
+            })
+        ));
+        let mut buf = BytesMut::from(&[9u8, 0, 0, 0, 0][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(RpcError::Malformed(_))
+        ));
+        let mut out = BytesMut::new();
+        assert!(matches!(
+            put_frame(&mut out, FrameKind::Message, &vec![0u8; 64], 16),
+            Err(RpcError::MessageTooLarge { .. })
+        ));
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,484 @@
+//! The serving side: one task per inbound stream, which serves calls on it one after another.
+//!
+//! A stream that ends a unary call cleanly goes back to waiting for the next call header, which is
+//! what lets callers reuse streams and skip a protocol negotiation per call.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use libp2p::PeerId;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
+
+use crate::frame::{CallHeader, Frame, FrameCodec, FrameKind, Out, WireError};
+use crate::p2p::Shared;
+use crate::{Message, RequestStream, ResponseStream, RpcContext, RpcError, codec};
+
+/// A libp2p stream with our framing.
+pub(crate) type Io = Framed<Compat<libp2p::Stream>, FrameCodec>;
+
+/// How many decoded-but-unconsumed requests a stream-input handler may have queued
+/// (hivemind prefetches 5).
+const REQUEST_PREFETCH: usize = 8;
+
+pub(crate) fn framed(stream: libp2p::Stream, max_message_size: usize) -> Io {
+    Framed::new(stream.compat(), FrameCodec::new(max_message_size))
+}
+
+/// Limits that apply to one call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallSettings {
+    pub max_message_size: usize,
+    pub idle: Duration,
+}
+
+/// One inbound call handed to a handler's serve function.
+pub(crate) struct ServerCall {
+    pub io: Io,
+    pub ctx: RpcContext,
+    pub settings: CallSettings,
+}
+
+/// How a call ended; `io` comes back when the stream can carry another call.
+pub(crate) struct CallOutcome {
+    pub io: Option<Io>,
+    pub ok: bool,
+}
+
+impl CallOutcome {
+    fn closed(ok: bool) -> Self {
+        CallOutcome { io: None, ok }
+    }
+}
+
+/// Serves every call that arrives on one inbound stream.
+pub(crate) async fn serve_stream(stream: libp2p::Stream, remote: PeerId, shared: Arc<Shared>) {
+    let settings = shared.call_settings();
+    let mut io = framed(stream, settings.max_message_size);
+    loop {
+        let frame = match tokio::time::timeout(shared.config.server_idle_timeout, io.next()).await {
+            Err(_) | Ok(None) => return,
+            Ok(Some(Err(err))) => return reject(io, err).await,
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let header: CallHeader = match expect_frame(frame, FrameKind::Call)
+            .and_then(|payload| codec::decode(&payload, settings.max_message_size))
+        {
+            Ok(header) => header,
+            Err(err) => return reject(io, err).await,
+        };
+        let Some(entry) = shared.registry.get(&header.name) else {
+            tracing::debug!(name = %header.name, %remote, "call to unknown handler");
+            return reject(io, RpcError::UnknownHandler { name: header.name }).await;
+        };
+        if entry.handler.kind() != header.kind {
+            let err = RpcError::KindMismatch {
+                name: header.name,
+                expected: header.kind.to_string(),
+                actual: entry.handler.kind().to_string(),
+            };
+            return reject(io, err).await;
+        }
+        let Some(permits) = shared.limits.try_acquire_inbound(remote) else {
+            let reason = "too many concurrent calls; retry later".to_string();
+            return reject(io, RpcError::Busy { reason }).await;
+        };
+        let ctx = RpcContext::new(entry.name.clone(), shared.local_peer, remote);
+        if let Some(interceptor) = &entry.interceptor
+            && let Err(message) = interceptor.before(&ctx)
+        {
+            return reject(io, RpcError::Refused { message }).await;
+        }
+        let started = Instant::now();
+        let outcome = entry
+            .handler
+            .serve(ServerCall {
+                io,
+                ctx: ctx.clone(),
+                settings,
+            })
+            .await;
+        drop(permits);
+        if let Some(interceptor) = &entry.interceptor {
+            interceptor.after(&ctx, outcome.ok, started.elapsed());
+        }
+        match outcome.io {
+            Some(back) => io = back,
+            None => return,
+        }
+    }
+}
+
+/// Answers with an error frame and closes the stream: after an error the two sides may disagree
+/// about where the next frame starts.
+async fn reject(mut io: Io, err: RpcError) {
+    let _ = io.send(Out::<()>::Error(WireError::from_local(&err))).await;
+    let _ = SinkExt::<Out<()>>::close(&mut io).await;
+}
+
+fn expect_frame(frame: Frame, kind: FrameKind) -> Result<Bytes, RpcError> {
+    if frame.kind == kind {
+        Ok(frame.payload)
+    } else {
+        Err(RpcError::Malformed(format!(
+            "expected a {kind:?} frame, got {:?}",
+            frame.kind
+        )))
+    }
+}
+
+/// Reads the one request of a unary-input call.
+async fn read_request<Req: Message>(io: &mut Io, settings: CallSettings) -> Result<Req, RpcError> {
+    match tokio::time::timeout(settings.idle, io.next()).await {
+        Err(_) => Err(RpcError::DeadlineExceeded(settings.idle)),
+        Ok(None) => Err(RpcError::ConnectionClosed(
+            "caller closed before its request".into(),
+        )),
+        Ok(Some(Err(err))) => Err(err),
+        Ok(Some(Ok(frame))) => codec::decode(
+            &expect_frame(frame, FrameKind::Message)?,
+            settings.max_message_size,
+        ),
+    }
+}
+
+/// Resolves when the caller went away or broke protocol while a unary-input call runs: the
+/// caller sends nothing more, so any frame, EOF or error means the call is over.
+async fn caller_gone<S>(reader: &mut S)
+where
+    S: Stream<Item = Result<Frame, RpcError>> + Unpin,
+{
+    let _ = reader.next().await;
+}
+
+/// Feeds request frames to a stream-input handler; resolves when the caller went away (cancel).
+async fn pump_requests<S>(reader: &mut S, tx: mpsc::Sender<Result<Bytes, RpcError>>, idle: Duration)
+where
+    S: Stream<Item = Result<Frame, RpcError>> + Unpin,
+{
+    let mut tx = Some(tx);
+    loop {
+        let next = match &tx {
+            Some(sender) => match tokio::time::timeout(idle, reader.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let _ = sender.send(Err(RpcError::DeadlineExceeded(idle))).await;
+                    tx = None;
+                    continue;
+                }
+            },
+            // After the requests ended, anything at all means the caller is gone.
+            None => return caller_gone(reader).await,
+        };
+        match next {
+            Some(Ok(Frame {
+                kind: FrameKind::Message,
+                payload,
+            })) => {
+                if let Some(sender) = &tx
+                    && sender.send(Ok(payload)).await.is_err()
+                {
+                    // The handler stopped reading; keep watching for cancellation.
+                    tx = None;
+                }
+            }
+            Some(Ok(Frame {
+                kind: FrameKind::End,
+                ..
+            })) => tx = None,
+            Some(Ok(frame)) => {
+                let err = RpcError::Malformed(format!("unexpected {:?} frame", frame.kind));
+                if let Some(sender) = tx.take() {
+                    let _ = sender.try_send(Err(err));
+                }
+                return;
+            }
+            Some(Err(err)) => {
+                if let Some(sender) = tx.take() {
+                    let _ = sender.try_send(Err(err));
+                }
+                return;
+            }
+            None => return,
+        }
+    }
+}
+
+fn request_stream<Req: Message>(
+    rx: mpsc::Receiver<Result<Bytes, RpcError>>,
+    limit: usize,
+) -> RequestStream<Req> {
+    let items = futures::stream::unfold(rx, move |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item.and_then(|bytes| codec::decode(&bytes, limit)), rx))
+    });
+    RequestStream::new(items)
+}
+
+/// Writes a handler's single result; on success the stream can carry another call.
+async fn write_result<W, Resp, E>(writer: &mut W, result: Result<Resp, E>) -> bool
+where
+    W: futures::Sink<Out<Resp>, Error = RpcError> + Unpin,
+    Resp: Message,
+    E: Display,
+{
+    let sent = match result {
+        Ok(resp) => match writer.send(Out::Message(resp)).await {
+            Err(err @ RpcError::MessageTooLarge { .. }) => {
+                let _ = writer
+                    .send(Out::<Resp>::Error(WireError::from_local(&err)))
+                    .await;
+                return false;
+            }
+            other => other.map(|_| true),
+        },
+        Err(err) => writer
+            .send(Out::<Resp>::Error(WireError::Remote(err.to_string())))
+            .await
+            .map(|_| false),
+    };
+    sent.unwrap_or(false)
+}
+
+/// Forwards a handler's responses, flushing only when the handler has nothing ready, then `End`.
+async fn forward_responses<W, Resp>(writer: &mut W, mut responses: ResponseStream<Resp>) -> bool
+where
+    W: futures::Sink<Out<Resp>, Error = RpcError> + Unpin,
+    Resp: Message,
+{
+    loop {
+        let next = match responses.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if SinkExt::<Out<Resp>>::flush(writer).await.is_err() {
+                    return false;
+                }
+                responses.next().await
+            }
+        };
+        let fed = match next {
+            Some(Ok(item)) => writer.feed(Out::Message(item)).await,
+            Some(Err(err)) => {
+                let wire = match err {
+                    RpcError::Remote { message } => WireError::Remote(message),
+                    other => WireError::Remote(other.to_string()),
+                };
+                let _ = writer.send(Out::<Resp>::Error(wire)).await;
+                let _ = SinkExt::<Out<Resp>>::close(writer).await;
+                return false;
+            }
+            None => {
+                let ok = writer.send(Out::<Resp>::End).await.is_ok();
+                let _ = SinkExt::<Out<Resp>>::close(writer).await;
+                return ok;
+            }
+        };
+        if let Err(err) = fed {
+            if matches!(err, RpcError::MessageTooLarge { .. }) {
+                let _ = writer
+                    .send(Out::<Resp>::Error(WireError::from_local(&err)))
+                    .await;
+            }
+            return false;
+        }
+    }
+}
+
+/// Sends the error for a failed handler of stream output.
+async fn write_handler_error<W, Resp, E: Display>(writer: &mut W, err: E)
+where
+    W: futures::Sink<Out<Resp>, Error = RpcError> + Unpin,
+{
+    let _ = writer
+        .send(Out::<Resp>::Error(WireError::Remote(err.to_string())))
+        .await;
+    let _ = writer.close().await;
+}
+
+pub(crate) async fn serve_unary<Req, Resp, E, F, Fut>(f: Arc<F>, call: ServerCall) -> CallOutcome
+where
+    Req: Message,
+    Resp: Message,
+    E: Display,
+    F: Fn(Req, RpcContext) -> Fut,
+    Fut: Future<Output = Result<Resp, E>>,
+{
+    let ServerCall {
+        mut io,
+        ctx,
+        settings,
+    } = call;
+    let request = match read_request::<Req>(&mut io, settings).await {
+        Ok(request) => request,
+        Err(err) => {
+            reject(io, err).await;
+            return CallOutcome::closed(false);
+        }
+    };
+    let result = tokio::select! {
+        result = f(request, ctx) => result,
+        _ = caller_gone(&mut io) => return CallOutcome::closed(false),
+    };
+    let ok = result.is_ok();
+    if write_result(&mut io, result).await || !ok {
+        // A handler error leaves the stream in sync too: the caller read exactly one frame.
+        CallOutcome { io: Some(io), ok }
+    } else {
+        CallOutcome::closed(false)
+    }
+}
+
+pub(crate) async fn serve_stream_unary<Req, Resp, E, F, Fut>(
+    f: Arc<F>,
+    call: ServerCall,
+) -> CallOutcome
+where
+    Req: Message,
+    Resp: Message,
+    E: Display,
+    F: Fn(RequestStream<Req>, RpcContext) -> Fut,
+    Fut: Future<Output = Result<Resp, E>>,
+{
+    let ServerCall { io, ctx, settings } = call;
+    let (mut writer, mut reader) = io.split();
+    let (tx, rx) = mpsc::channel(REQUEST_PREFETCH);
+    let requests = request_stream(rx, settings.max_message_size);
+    let ok = tokio::select! {
+        result = f(requests, ctx) => {
+            let ok = write_result(&mut writer, result).await;
+            let _ = SinkExt::<Out<Resp>>::close(&mut writer).await;
+            ok
+        }
+        _ = pump_requests(&mut reader, tx, settings.idle) => false,
+    };
+    CallOutcome::closed(ok)
+}
+
+pub(crate) async fn serve_unary_stream<Req, Resp, E, F, Fut>(
+    f: Arc<F>,
+    call: ServerCall,
+) -> CallOutcome
+where
+    Req: Message,
+    Resp: Message,
+    E: Display,
+    F: Fn(Req, RpcContext) -> Fut,
+    Fut: Future<Output = Result<ResponseStream<Resp>, E>>,
+{
+    let ServerCall {
+        mut io,
+        ctx,
+        settings,
+    } = call;
+    let request = match read_request::<Req>(&mut io, settings).await {
+        Ok(request) => request,
+        Err(err) => {
+            reject(io, err).await;
+            return CallOutcome::closed(false);
+        }
+    };
+    let (mut writer, mut reader) = io.split();
+    let work = async {
+        match f(request, ctx).await {
+            Ok(responses) => forward_responses(&mut writer, responses).await,
+            Err(err) => {
+                write_handler_error::<_, Resp, _>(&mut writer, err).await;
+                false
+            }
+        }
+    };
+    let ok = tokio::select! {
+        ok = work => ok,
+        _ = caller_gone(&mut reader) => false,
+    };
+    CallOutcome::closed(ok)
+}
+
+pub(crate) async fn serve_stream_stream<Req, Resp, E, F, Fut>(
+    f: Arc<F>,
+    call: ServerCall,
+) -> CallOutcome
+where
+    Req: Message,
+    Resp: Message,
+    E: Display,
+    F: Fn(RequestStream<Req>, RpcContext) -> Fut,
+    Fut: Future<Output = Result<ResponseStream<Resp>, E>>,
+{
+    let ServerCall { io, ctx, settings } = call;
+    let (mut writer, mut reader) = io.split();
+    let (tx, rx) = mpsc::channel(REQUEST_PREFETCH);
+    let requests = request_stream(rx, settings.max_message_size);
+    let work = async {
+        match f(requests, ctx).await {
+            Ok(responses) => forward_responses(&mut writer, responses).await,
+            Err(err) => {
+                write_handler_error::<_, Resp, _>(&mut writer, err).await;
+                false
+            }
+        }
+    };
+    let ok = tokio::select! {
+        ok = work => ok,
+        _ = pump_requests(&mut reader, tx, settings.idle) => false,
+    };
+    CallOutcome::closed(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::{Handler, P2P, P2PConfig, StubBase};
+
+    #[tokio::test]
+    async fn garbage_on_a_stream_fails_that_stream_only() {
+        let server = P2P::create(P2PConfig::default()).await.unwrap();
+        server
+            .add_handler(
+                "T.rpc_square",
+                Handler::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) }),
+            )
+            .unwrap();
+        let client = P2P::create(P2PConfig::default().with_initial_peers(server.visible_maddrs()))
+            .await
+            .unwrap();
+        let stub = StubBase::new(&client, server.peer_id(), "T", None);
+        assert_eq!(stub.unary::<i64, i64>("rpc_square", 3).await.unwrap(), 9);
+        for garbage in [
+            &b"\xff\xff\xff\xff\xff\xff"[..],         // unknown frame kind
+            &b"\x00\x00\x00\x00\x03\xfe\xfe\xfe"[..], // a call header that does not decode
+            &b"\x01\x00\x00\x00\x01\x00"[..],         // a message before any call header
+            &b"\x00\x7f\xff\xff\xff"[..],             // a length far beyond the limit
+        ] {
+            let mut raw = client.open_stream(server.peer_id()).await.unwrap();
+            raw.io.get_mut().write_all(garbage).await.unwrap();
+            raw.io.get_mut().flush().await.unwrap();
+            let frame = raw.io.next().await.unwrap().unwrap();
+            assert_eq!(frame.kind, FrameKind::Error);
+            let err: RpcError = codec::decode::<WireError>(&frame.payload, 1 << 20)
+                .unwrap()
+                .into();
+            assert!(
+                matches!(
+                    err,
+                    RpcError::Malformed(_) | RpcError::MessageTooLarge { .. }
+                ),
+                "{err:?}"
+            );
+            // The bad stream is closed by the server...
+            assert!(raw.io.next().await.is_none_or(|f| f.is_err()));
+            // ...and other calls, on the same connection, go on.
+            assert_eq!(stub.unary::<i64, i64>("rpc_square", 4).await.unwrap(), 16);
+        }
+        client.shutdown().await;
+        server.shutdown().await;
+    }
+}

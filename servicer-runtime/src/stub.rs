@@ -1,0 +1,359 @@
+//! [`StubBase`]: the client side of calls, wrapped by every generated stub.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use libp2p::PeerId;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::frame::{CallHeader, Frame, FrameKind, Out, WireError};
+use crate::pool::PooledStream;
+use crate::{Message, P2P, ResponseStream, RpcError, RpcKind, codec};
+
+/// Calls handlers of one servicer on one remote peer. Cheap to clone.
+///
+/// Generated stubs wrap it; it can also be used directly with a method name:
+///
+/// ```no_run
+/// # async fn demo(p2p: servicer_runtime::P2P, peer: servicer_runtime::PeerId) -> Result<(), servicer_runtime::RpcError> {
+/// use servicer_runtime::StubBase;
+///
+/// let stub = StubBase::new(&p2p, peer, "Calculator", None);
+/// let square: i64 = stub.unary("rpc_square", 12i64).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct StubBase {
+    p2p: P2P,
+    peer: PeerId,
+    prefix: Arc<str>,
+    deadline: Option<Duration>,
+}
+
+impl std::fmt::Debug for StubBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StubBase")
+            .field("peer", &self.peer)
+            .field("prefix", &self.prefix)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+/// A stream in use by one call, with the slot it holds.
+struct Lease {
+    stream: PooledStream,
+    pooled: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl StubBase {
+    /// A stub for `servicer`'s handlers (optionally in `namespace`) on `peer`.
+    pub fn new(p2p: &P2P, peer: PeerId, servicer: &'static str, namespace: Option<&str>) -> Self {
+        let prefix = match namespace {
+            Some(ns) => format!("{ns}::{servicer}."),
+            None => format!("{servicer}."),
+        };
+        StubBase {
+            p2p: p2p.clone(),
+            peer,
+            prefix: prefix.into(),
+            deadline: None,
+        }
+    }
+
+    /// A copy whose unary calls use this deadline instead of the node's default.
+    pub fn with_deadline(&self, deadline: Duration) -> StubBase {
+        StubBase {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// The peer this stub calls.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The node this stub calls through.
+    pub fn p2p(&self) -> &P2P {
+        &self.p2p
+    }
+
+    fn header(&self, method: &str, kind: RpcKind) -> CallHeader {
+        CallHeader {
+            name: format!("{}{method}", self.prefix),
+            kind,
+        }
+    }
+
+    /// The deadline of a unary call, also used to open streams of streaming calls.
+    fn deadline(&self) -> Duration {
+        self.deadline
+            .unwrap_or(self.p2p.shared().config.unary_deadline)
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.p2p.shared().config.max_message_size
+    }
+
+    async fn with_deadline_of<T>(
+        &self,
+        fut: impl Future<Output = Result<T, RpcError>>,
+    ) -> Result<T, RpcError> {
+        let deadline = self.deadline();
+        tokio::time::timeout(deadline, fut)
+            .await
+            .unwrap_or(Err(RpcError::DeadlineExceeded(deadline)))
+    }
+
+    async fn lease(&self) -> Result<Lease, RpcError> {
+        if self.p2p.is_shut_down() {
+            return Err(RpcError::Shutdown);
+        }
+        let permit = self.p2p.shared().limits.acquire_outbound(self.peer).await?;
+        let (stream, pooled) = self.p2p.stream(self.peer).await?;
+        Ok(Lease {
+            stream,
+            pooled,
+            _permit: permit,
+        })
+    }
+
+    /// Writes the call header and, for unary input, the request. A pooled stream that fails here
+    /// was closed while idle, so the call is retried once on a fresh stream: nothing reached a
+    /// handler yet.
+    async fn start<Req: Message>(
+        &self,
+        header: CallHeader,
+        request: Option<&Req>,
+    ) -> Result<Lease, RpcError> {
+        let mut lease = self.lease().await?;
+        loop {
+            let io = &mut lease.stream.io;
+            let mut sent = io.feed(Out::<&Req>::Call(header.clone())).await;
+            if let (Ok(()), Some(request)) = (&sent, request) {
+                sent = io.feed(Out::Message(request)).await;
+            }
+            if sent.is_ok() {
+                sent = SinkExt::<Out<&Req>>::flush(io).await;
+            }
+            match sent {
+                Ok(()) => return Ok(lease),
+                Err(err @ (RpcError::MessageTooLarge { .. } | RpcError::Malformed(_))) => {
+                    return Err(err);
+                }
+                Err(_) if lease.pooled => {
+                    lease.stream = self.p2p.open_stream(self.peer).await?;
+                    lease.pooled = false;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Calls a unary-unary handler.
+    pub async fn unary<Req: Message, Resp: Message>(
+        &self,
+        method: &'static str,
+        request: Req,
+    ) -> Result<Resp, RpcError> {
+        self.with_deadline_of(async {
+            let mut lease = self
+                .start(self.header(method, RpcKind::UnaryUnary), Some(&request))
+                .await?;
+            let frame = lease.stream.io.next().await;
+            let (result, reusable) = read_single::<Resp>(frame, self.max_message_size());
+            if reusable {
+                self.p2p.shared().pool.put(self.peer, lease.stream);
+            }
+            result
+        })
+        .await
+    }
+
+    /// Calls a stream-unary handler with every item of `requests`.
+    pub async fn stream_unary<Req, Resp, S>(
+        &self,
+        method: &'static str,
+        requests: S,
+    ) -> Result<Resp, RpcError>
+    where
+        Req: Message,
+        Resp: Message,
+        S: Stream<Item = Req> + Send + 'static,
+    {
+        let lease = self
+            .with_deadline_of(self.start::<Req>(self.header(method, RpcKind::StreamUnary), None))
+            .await?;
+        let (mut writer, mut reader) = lease.stream.io.split::<Out<Req>>();
+        let limit = self.max_message_size();
+        let idle = self.p2p.shared().config.stream_idle_deadline;
+        let send = send_requests(&mut writer, requests);
+        let receive = async {
+            match tokio::time::timeout(idle, reader.next()).await {
+                Ok(frame) => read_single::<Resp>(frame, limit).0,
+                Err(_) => Err(RpcError::DeadlineExceeded(idle)),
+            }
+        };
+        futures::pin_mut!(send, receive);
+        // The response may come before all requests are sent (an early answer or an error).
+        match futures::future::select(send, receive).await {
+            futures::future::Either::Left((Ok(()), receive)) => receive.await,
+            futures::future::Either::Left((Err(err), receive)) => {
+                // The server may have answered with the reason it stopped reading.
+                receive.now_or_never().unwrap_or(Err(err))
+            }
+            futures::future::Either::Right((result, _)) => result,
+        }
+    }
+
+    /// Calls a unary-stream handler; the returned stream yields the responses.
+    pub async fn unary_stream<Req: Message, Resp: Message>(
+        &self,
+        method: &'static str,
+        request: Req,
+    ) -> Result<ResponseStream<Resp>, RpcError> {
+        let lease = self
+            .with_deadline_of(self.start(self.header(method, RpcKind::UnaryStream), Some(&request)))
+            .await?;
+        Ok(self.responses(lease.stream.io, None))
+    }
+
+    /// Calls a stream-stream handler: `requests` are sent from a task while the returned stream
+    /// yields responses; dropping the returned stream stops both and cancels the remote handler.
+    pub async fn stream_stream<Req, Resp, S>(
+        &self,
+        method: &'static str,
+        requests: S,
+    ) -> Result<ResponseStream<Resp>, RpcError>
+    where
+        Req: Message,
+        Resp: Message,
+        S: Stream<Item = Req> + Send + 'static,
+    {
+        let lease = self
+            .with_deadline_of(self.start::<Req>(self.header(method, RpcKind::StreamStream), None))
+            .await?;
+        let (mut writer, reader) = lease.stream.io.split::<Out<Req>>();
+        let sender = tokio::spawn(async move {
+            // A failed send shows up on the read side as the server's error or a closed stream.
+            let _ = send_requests(&mut writer, requests).await;
+        });
+        let guard = AbortOnDrop(sender);
+        Ok(self.responses(reader, Some(guard)))
+    }
+
+    /// Turns the read side of a call into the caller's response stream.
+    fn responses<R, Resp>(&self, reader: R, guard: Option<AbortOnDrop>) -> ResponseStream<Resp>
+    where
+        R: Stream<Item = Result<Frame, RpcError>> + Send + Unpin + 'static,
+        Resp: Message,
+    {
+        let limit = self.max_message_size();
+        let idle = self.p2p.shared().config.stream_idle_deadline;
+        let state = Some((reader, guard));
+        ResponseStream::new(futures::stream::unfold(state, move |state| async move {
+            let (mut reader, guard) = state?;
+            let item: Result<Option<Resp>, RpcError> =
+                match tokio::time::timeout(idle, reader.next()).await {
+                    Err(_) => Err(RpcError::DeadlineExceeded(idle)),
+                    Ok(None) => Err(RpcError::ConnectionClosed(
+                        "stream closed before the end of the responses".into(),
+                    )),
+                    Ok(Some(Err(err))) => Err(err),
+                    Ok(Some(Ok(frame))) => match frame.kind {
+                        FrameKind::Message => codec::decode(&frame.payload, limit).map(Some),
+                        FrameKind::End => Ok(None),
+                        FrameKind::Error => Err(decode_error(&frame.payload, limit)),
+                        FrameKind::Call => Err(RpcError::Malformed("unexpected call frame".into())),
+                    },
+                };
+            match item {
+                Ok(Some(response)) => Some((Ok(response), Some((reader, guard)))),
+                Ok(None) => None,
+                // An error is always the last item.
+                Err(err) => Some((Err(err), None)),
+            }
+        }))
+    }
+}
+
+/// Aborts the request-sending task when the response stream is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends every request, flushing only when the caller's stream has nothing ready, then `End`.
+async fn send_requests<W, Req, S>(writer: &mut W, requests: S) -> Result<(), RpcError>
+where
+    W: futures::Sink<Out<Req>, Error = RpcError> + Unpin,
+    S: Stream<Item = Req>,
+{
+    futures::pin_mut!(requests);
+    loop {
+        let next = match requests.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                writer.flush().await?;
+                requests.next().await
+            }
+        };
+        match next {
+            Some(request) => writer.feed(Out::Message(request)).await?,
+            None => return writer.send(Out::End).await,
+        }
+    }
+}
+
+fn decode_error(payload: &[u8], limit: usize) -> RpcError {
+    match codec::decode::<WireError>(payload, limit) {
+        Ok(err) => err.into(),
+        Err(err) => RpcError::Malformed(format!("undecodable error frame: {err}")),
+    }
+}
+
+/// Reads the single response of a unary-output call; also says whether the stream is still in
+/// sync and can be reused.
+fn read_single<Resp: Message>(
+    frame: Option<Result<Frame, RpcError>>,
+    limit: usize,
+) -> (Result<Resp, RpcError>, bool) {
+    match frame {
+        Some(Ok(Frame {
+            kind: FrameKind::Message,
+            payload,
+        })) => {
+            let result = codec::decode(&payload, limit);
+            let ok = result.is_ok();
+            (result, ok)
+        }
+        Some(Ok(Frame {
+            kind: FrameKind::Error,
+            payload,
+        })) => {
+            let err = decode_error(&payload, limit);
+            let reusable = matches!(err, RpcError::Remote { .. });
+            (Err(err), reusable)
+        }
+        Some(Ok(frame)) => (
+            Err(RpcError::Malformed(format!(
+                "expected a response, got a {:?} frame",
+                frame.kind
+            ))),
+            false,
+        ),
+        Some(Err(err)) => (Err(err), false),
+        None => (
+            Err(RpcError::ConnectionClosed(
+                "stream closed before the response".into(),
+            )),
+            false,
+        ),
+    }
+}

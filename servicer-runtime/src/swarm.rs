@@ -1,0 +1,230 @@
+//! Building the libp2p swarm and the one task that owns it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::transport::MemoryTransport;
+use libp2p::core::upgrade::Version;
+use libp2p::identity::Keypair;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, Transport, identify, noise, ping, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::RpcError;
+use crate::behaviour::{RpcBehaviour, StreamReply};
+use crate::p2p::Shared;
+
+/// How often idle pooled streams are swept.
+const SWEEP_PERIOD: Duration = Duration::from_secs(5);
+
+#[derive(NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+pub(crate) struct Behaviour {
+    pub rpc: RpcBehaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+}
+
+/// Requests from [`P2P`](crate::P2P) handles to the swarm task.
+pub(crate) enum Command {
+    OpenStream {
+        peer: PeerId,
+        reply: StreamReply,
+    },
+    Connect {
+        peer: PeerId,
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), RpcError>>,
+    },
+    AddAddresses {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+pub(crate) fn build(keypair: Keypair, shared: Arc<Shared>) -> Result<Swarm<Behaviour>, RpcError> {
+    let setup = |what: &str, e: &dyn std::fmt::Display| RpcError::Setup(format!("{what}: {e}"));
+    let idle = shared.config.idle_connection_timeout;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| setup("TCP transport", &e))?
+        .with_quic()
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default()),
+            )
+        })
+        .map_err(|e| setup("memory transport", &e))?
+        .with_behaviour(|key| Behaviour {
+            rpc: RpcBehaviour::new(shared.clone()),
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/servicer/1.0.0".into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::default(),
+        })
+        .map_err(|e| setup("behaviour", &e))?
+        .with_swarm_config(|c| {
+            // V1Lazy sends the protocol proposal together with the first frame, so opening a
+            // stream costs no extra round trip (every behaviour here proposes one protocol).
+            c.with_idle_connection_timeout(idle)
+                .with_substream_upgrade_protocol_override(Version::V1Lazy)
+        })
+        .build();
+    Ok(swarm)
+}
+
+/// Listens on every configured address and returns the addresses actually bound.
+pub(crate) async fn listen(
+    swarm: &mut Swarm<Behaviour>,
+    addrs: &[Multiaddr],
+    timeout: Duration,
+) -> Result<Vec<Multiaddr>, RpcError> {
+    let mut pending = HashMap::new();
+    for addr in addrs {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| RpcError::Setup(format!("cannot listen on {addr}: {e}")))?;
+        pending.insert(id, addr.clone());
+    }
+    let mut bound = Vec::new();
+    let wait = async {
+        while !pending.is_empty() {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                } => {
+                    pending.remove(&listener_id);
+                    bound.push(address);
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason,
+                    ..
+                } if pending.contains_key(&listener_id) => {
+                    let addr = &pending[&listener_id];
+                    let reason = reason.err().map(|e| e.to_string()).unwrap_or_default();
+                    return Err(RpcError::Setup(format!(
+                        "cannot listen on {addr}: {reason}"
+                    )));
+                }
+                SwarmEvent::ListenerError { listener_id, error }
+                    if pending.contains_key(&listener_id) =>
+                {
+                    let addr = &pending[&listener_id];
+                    return Err(RpcError::Setup(format!("cannot listen on {addr}: {error}")));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(result) => result?,
+        Err(_) => return Err(RpcError::Setup("listening did not start in time".into())),
+    }
+    Ok(bound)
+}
+
+/// The swarm task: serves commands and swarm events until shutdown or until every handle is gone.
+pub(crate) async fn run(
+    mut swarm: Swarm<Behaviour>,
+    mut commands: mpsc::Receiver<Command>,
+    shared: Arc<Shared>,
+) {
+    let mut connect_waiters: HashMap<PeerId, Vec<oneshot::Sender<Result<(), RpcError>>>> =
+        HashMap::new();
+    let mut sweep = tokio::time::interval(SWEEP_PERIOD);
+    let mut shutdown_reply = None;
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => break,
+                Some(Command::Shutdown { reply }) => {
+                    shutdown_reply = Some(reply);
+                    break;
+                }
+                Some(Command::OpenStream { peer, reply }) => {
+                    swarm.behaviour_mut().rpc.open_stream(peer, reply);
+                }
+                Some(Command::Connect { peer, addr, reply }) => {
+                    swarm.behaviour_mut().rpc.add_addresses(peer, [addr.clone()]);
+                    if swarm.is_connected(&peer) {
+                        let _ = reply.send(Ok(()));
+                        continue;
+                    }
+                    connect_waiters.entry(peer).or_default().push(reply);
+                    let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                        .addresses(vec![addr])
+                        .build();
+                    if let Err(err) = swarm.dial(opts) {
+                        for reply in connect_waiters.remove(&peer).unwrap_or_default() {
+                            let _ = reply.send(Err(RpcError::PeerUnreachable {
+                                peer,
+                                reason: err.to_string(),
+                            }));
+                        }
+                    }
+                }
+                Some(Command::AddAddresses { peer, addrs }) => {
+                    swarm.behaviour_mut().rpc.add_addresses(peer, addrs);
+                }
+                Some(Command::ConnectedPeers { reply }) => {
+                    let _ = reply.send(swarm.connected_peers().copied().collect());
+                }
+            },
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                    for reply in connect_waiters.remove(&peer_id).unwrap_or_default() {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. }
+                    if !swarm.is_connected(&peer) =>
+                {
+                    for reply in connect_waiters.remove(&peer).unwrap_or_default() {
+                        let _ = reply.send(Err(RpcError::PeerUnreachable {
+                            peer,
+                            reason: error.to_string(),
+                        }));
+                    }
+                }
+                SwarmEvent::NewListenAddr { address, .. } => shared.add_listen_addr(address),
+                SwarmEvent::ExpiredListenAddr { address, .. } => shared.remove_listen_addr(&address),
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                    peer_id,
+                    info,
+                    ..
+                })) => {
+                    swarm.behaviour_mut().rpc.add_addresses(peer_id, info.listen_addrs);
+                }
+                _ => {}
+            },
+            _ = sweep.tick() => shared.pool.evict_idle(shared.config.pool_idle_timeout),
+        }
+    }
+    shared.mark_closed();
+    shared.pool.clear();
+    drop(swarm);
+    if let Some(reply) = shutdown_reply {
+        let _ = reply.send(());
+    }
+}

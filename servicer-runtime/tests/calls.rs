@@ -1,0 +1,495 @@
+//! The four kinds of call on the raw (pre-macro) API, their errors, limits and cancellation.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use servicer_runtime::{
+    Handler, P2P, P2PConfig, RequestStream, ResponseStream, RpcError, StubBase,
+};
+
+fn stub(client: &P2P, server: &P2P) -> StubBase {
+    StubBase::new(client, server.peer_id(), "Test", None)
+}
+
+fn add_math(server: &P2P) {
+    server
+        .add_handlers(
+            vec![
+                (
+                    "Test.rpc_square".into(),
+                    Handler::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) }),
+                ),
+                (
+                    "Test.rpc_sum".into(),
+                    Handler::stream_unary(|mut xs: RequestStream<i64>, _ctx| async move {
+                        let mut sum = 0;
+                        while let Some(x) = xs.next().await {
+                            sum += x.map_err(|e| e.to_string())?;
+                        }
+                        Ok::<_, String>(sum)
+                    }),
+                ),
+                (
+                    "Test.rpc_count".into(),
+                    Handler::unary_stream(|n: i64, _ctx| async move {
+                        Ok::<_, String>(ResponseStream::iter(0..n))
+                    }),
+                ),
+                (
+                    "Test.rpc_powers".into(),
+                    Handler::stream_stream(|xs: RequestStream<i64>, _ctx| async move {
+                        let out = xs.flat_map(|x| {
+                            let items: Vec<Result<i64, RpcError>> = match x {
+                                Ok(x) => vec![Ok(x * x), Ok(x * x * x)],
+                                Err(e) => vec![Err(e)],
+                            };
+                            futures::stream::iter(items)
+                        });
+                        Ok::<_, String>(ResponseStream::new(out))
+                    }),
+                ),
+                (
+                    "Test.rpc_fail".into(),
+                    Handler::unary(|_: (), _ctx| async move { Err::<(), _>("boom") }),
+                ),
+                (
+                    "Test.rpc_big".into(),
+                    Handler::unary(|n: usize, _ctx| async move { Ok::<_, String>(vec![7u8; n]) }),
+                ),
+                (
+                    "Test.rpc_echo".into(),
+                    Handler::unary(|v: Vec<u8>, _ctx| async move { Ok::<_, String>(v.len()) }),
+                ),
+            ],
+            None,
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn four_kinds_round_trip() {
+    let (server, client) = pair().await;
+    add_math(&server);
+    let stub = stub(&client, &server);
+    let square: i64 = stub.unary("rpc_square", 10i64).await.unwrap();
+    assert_eq!(square, 100);
+    let sum: i64 = stub
+        .stream_unary("rpc_sum", futures::stream::iter(0..10i64))
+        .await
+        .unwrap();
+    assert_eq!(sum, 45);
+    let counted: Vec<i64> = stub
+        .unary_stream::<i64, i64>("rpc_count", 10)
+        .await
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(counted, (0..10).collect::<Vec<_>>());
+    let powers: Vec<i64> = stub
+        .stream_stream::<i64, i64, _>("rpc_powers", futures::stream::iter(0..10i64))
+        .await
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    let expected: Vec<i64> = (0..10i64).flat_map(|i| [i * i, i * i * i]).collect();
+    assert_eq!(powers, expected);
+    // Unary calls reuse streams: many sequential calls keep working.
+    for i in 0..200i64 {
+        assert_eq!(
+            stub.unary::<i64, i64>("rpc_square", i).await.unwrap(),
+            i * i
+        );
+    }
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn calls_work_over_quic_and_memory() {
+    for addrs in [quic(), memory()] {
+        let (server, client) = pair_on(addrs, P2PConfig::default()).await;
+        add_math(&server);
+        let square: i64 = stub(&client, &server)
+            .unary("rpc_square", 7i64)
+            .await
+            .unwrap();
+        assert_eq!(square, 49);
+        client.shutdown().await;
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn remote_and_unknown_handler_errors() {
+    let (server, client) = pair().await;
+    add_math(&server);
+    let stub = stub(&client, &server);
+    let err = stub.unary::<(), ()>("rpc_fail", ()).await.unwrap_err();
+    assert_eq!(
+        err,
+        RpcError::Remote {
+            message: "boom".into()
+        }
+    );
+    assert!(err.to_string().contains("boom"));
+    let err = stub.unary::<(), ()>("rpc_nope", ()).await.unwrap_err();
+    assert_eq!(
+        err,
+        RpcError::UnknownHandler {
+            name: "Test.rpc_nope".into()
+        }
+    );
+    let err = stub
+        .unary_stream::<(), ()>("rpc_nope", ())
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, RpcError::UnknownHandler { .. }), "{err:?}");
+    // Calling a unary handler as a stream is refused with both kinds named.
+    let err = stub
+        .unary_stream::<i64, i64>("rpc_square", 3)
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, RpcError::KindMismatch { .. }), "{err:?}");
+    // The node keeps serving after all of that.
+    assert_eq!(stub.unary::<i64, i64>("rpc_square", 3).await.unwrap(), 9);
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_messages_both_directions() {
+    let server = P2P::create(P2PConfig::default().with_max_message_size(64 * 1024))
+        .await
+        .unwrap();
+    add_math(&server);
+    let client = P2P::create(
+        P2PConfig::default()
+            .with_max_message_size(16 * 1024)
+            .with_initial_peers(server.visible_maddrs()),
+    )
+    .await
+    .unwrap();
+    let stub = stub(&client, &server);
+    // Request too large for the client's own limit: refused before sending.
+    let err = stub
+        .unary::<Vec<u8>, usize>("rpc_echo", vec![0; 20 * 1024])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::MessageTooLarge { .. }), "{err:?}");
+    // Response too large for the client's limit: refused on receipt.
+    let err = stub
+        .unary::<usize, Vec<u8>>("rpc_big", 32 * 1024)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RpcError::MessageTooLarge { limit, .. } if limit == 16 * 1024),
+        "{err:?}"
+    );
+    // Response too large for the server's limit: the server says so.
+    let err = stub
+        .unary::<usize, Vec<u8>>("rpc_big", 100 * 1024)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RpcError::MessageTooLarge { limit, .. } if limit == 64 * 1024),
+        "{err:?}"
+    );
+    // A second client whose requests exceed the server's limit.
+    let big_client = P2P::create(P2PConfig::default().with_initial_peers(server.visible_maddrs()))
+        .await
+        .unwrap();
+    let big = StubBase::new(&big_client, server.peer_id(), "Test", None);
+    let err = big
+        .unary::<Vec<u8>, usize>("rpc_echo", vec![0; 100 * 1024])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RpcError::MessageTooLarge { limit, .. } if limit == 64 * 1024),
+        "{err:?}"
+    );
+    // Everyone is still served.
+    assert_eq!(
+        big.unary::<Vec<u8>, usize>("rpc_echo", vec![0; 10])
+            .await
+            .unwrap(),
+        10
+    );
+    assert_eq!(stub.unary::<i64, i64>("rpc_square", 5).await.unwrap(), 25);
+    for p in [big_client, client, server] {
+        p.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn deadline_exceeded_on_silent_handler() {
+    let (server, client) = pair().await;
+    server
+        .add_handler(
+            "Test.rpc_hang",
+            Handler::unary(|_: (), _ctx| async move {
+                std::future::pending::<()>().await;
+                Ok::<(), String>(())
+            }),
+        )
+        .unwrap();
+    let stub = stub(&client, &server).with_deadline(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = stub.unary::<(), ()>("rpc_hang", ()).await.unwrap_err();
+    assert_eq!(err, RpcError::DeadlineExceeded(Duration::from_millis(300)));
+    assert!(started.elapsed() < SOON);
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn dial_to_dead_peer_fails_within_deadline() {
+    let dead = P2P::create(P2PConfig::default()).await.unwrap();
+    let dead_id = dead.peer_id();
+    let dead_addrs = dead.visible_maddrs();
+    dead.shutdown().await;
+    let client = P2P::create(P2PConfig::default()).await.unwrap();
+    client.add_addresses(dead_id, dead_addrs).await.unwrap();
+    let stub = StubBase::new(&client, dead_id, "Test", None).with_deadline(Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let err = stub.unary::<(), ()>("rpc_x", ()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RpcError::PeerUnreachable { .. } | RpcError::DeadlineExceeded(_)
+        ),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    // A peer with no known address fails at once.
+    let unknown = servicer_runtime::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let err = StubBase::new(&client, unknown, "Test", None)
+        .unary::<(), ()>("rpc_x", ())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::PeerUnreachable { .. }), "{err:?}");
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropping_a_server_stream_cancels_the_handler() {
+    let (server, client) = pair().await;
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let flag = cancelled.clone();
+    server
+        .add_handler(
+            "Test.rpc_wait",
+            Handler::unary_stream(move |n: i64, _ctx| {
+                let flag = flag.clone();
+                async move {
+                    let (tx, rx) = ResponseStream::channel(4);
+                    tokio::spawn(async move {
+                        // Notices cancellation as hivemind's handler sees CancelledError.
+                        struct OnDrop(Arc<AtomicBool>);
+                        impl Drop for OnDrop {
+                            fn drop(&mut self) {
+                                self.0.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        let _guard = OnDrop(flag);
+                        let _ = tx.send(n + 1).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(30)) => { let _ = tx.send(n + 2).await; }
+                            _ = tx.closed() => {}
+                        }
+                    });
+                    Ok::<_, String>(rx)
+                }
+            }),
+        )
+        .unwrap();
+    let mut responses = stub(&client, &server)
+        .unary_stream::<i64, i64>("rpc_wait", 10)
+        .await
+        .unwrap();
+    assert_eq!(responses.next().await.unwrap().unwrap(), 11);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(!cancelled.load(Ordering::SeqCst));
+    let dropped_at = std::time::Instant::now();
+    drop(responses);
+    wait_for("handler cancellation", || cancelled.load(Ordering::SeqCst)).await;
+    let took = dropped_at.elapsed();
+    println!("handler saw the cancellation after {took:?}");
+    assert!(took < Duration::from_millis(250), "took {took:?}");
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropping_a_unary_call_cancels_the_handler() {
+    let (server, client) = pair().await;
+    let started = Arc::new(AtomicBool::new(false));
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let (s, c) = (started.clone(), cancelled.clone());
+    server
+        .add_handler(
+            "Test.rpc_sleep",
+            Handler::unary(move |_: (), _ctx| {
+                let (s, c) = (s.clone(), c.clone());
+                async move {
+                    struct OnDrop(Arc<AtomicBool>);
+                    impl Drop for OnDrop {
+                        fn drop(&mut self) {
+                            self.0.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    let _guard = OnDrop(c);
+                    s.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok::<(), String>(())
+                }
+            }),
+        )
+        .unwrap();
+    let stub = stub(&client, &server);
+    let call = tokio::spawn(async move { stub.unary::<(), ()>("rpc_sleep", ()).await });
+    wait_for("handler start", || started.load(Ordering::SeqCst)).await;
+    call.abort();
+    wait_for("handler cancellation", || cancelled.load(Ordering::SeqCst)).await;
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn thousand_concurrent_calls_from_four_clients() {
+    let server = P2P::create(P2PConfig::default()).await.unwrap();
+    add_math(&server);
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(
+            P2P::create(P2PConfig::default().with_initial_peers(server.visible_maddrs()))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut calls = Vec::new();
+    for i in 0..1000i64 {
+        let stub = stub(&clients[i as usize % 4], &server);
+        calls.push(tokio::spawn(async move {
+            stub.unary::<i64, i64>("rpc_square", i).await
+        }));
+    }
+    for (i, call) in calls.into_iter().enumerate() {
+        assert_eq!(call.await.unwrap().unwrap(), (i * i) as i64);
+    }
+    for c in clients {
+        c.shutdown().await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn removing_and_readding_a_handler() {
+    let (server, client) = pair().await;
+    let stub = stub(&client, &server);
+    let square = || Handler::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) });
+    for _ in 0..3 {
+        server.add_handler("Test.rpc_square", square()).unwrap();
+        assert!(matches!(
+            server.add_handler("Test.rpc_square", square()),
+            Err(RpcError::DuplicateHandler { .. })
+        ));
+        assert_eq!(stub.unary::<i64, i64>("rpc_square", 10).await.unwrap(), 100);
+        server.remove_handler("Test.rpc_square").unwrap();
+        let err = stub.unary::<i64, i64>("rpc_square", 10).await.unwrap_err();
+        assert!(matches!(err, RpcError::UnknownHandler { .. }), "{err:?}");
+    }
+    assert!(matches!(
+        server.remove_handler("Test.rpc_square"),
+        Err(RpcError::UnknownHandler { .. })
+    ));
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn busy_peer_gets_a_clear_error() {
+    let server = P2P::create(P2PConfig::default().with_max_inbound_calls_per_peer(2))
+        .await
+        .unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let r = running.clone();
+    server
+        .add_handler(
+            "Test.rpc_slow",
+            Handler::unary(move |_: (), _ctx| {
+                let r = r.clone();
+                async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok::<(), String>(())
+                }
+            }),
+        )
+        .unwrap();
+    let client = P2P::create(P2PConfig::default().with_initial_peers(server.visible_maddrs()))
+        .await
+        .unwrap();
+    let s = stub(&client, &server);
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let s = s.clone();
+        slow.push(tokio::spawn(async move {
+            s.unary::<(), ()>("rpc_slow", ()).await
+        }));
+    }
+    wait_for("two running calls", || running.load(Ordering::SeqCst) == 2).await;
+    let err = s.unary::<(), ()>("rpc_slow", ()).await.unwrap_err();
+    assert!(matches!(err, RpcError::Busy { .. }), "{err:?}");
+    for call in slow {
+        call.abort();
+    }
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_pending_calls_with_an_error() {
+    let (server, client) = pair().await;
+    server
+        .add_handler(
+            "Test.rpc_hang",
+            Handler::unary(|_: (), _ctx| async move {
+                std::future::pending::<()>().await;
+                Ok::<(), String>(())
+            }),
+        )
+        .unwrap();
+    let s = stub(&client, &server);
+    let call = tokio::spawn(async move { s.unary::<(), ()>("rpc_hang", ()).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.shutdown().await;
+    let result = tokio::time::timeout(SOON, call)
+        .await
+        .expect("call hung")
+        .unwrap();
+    assert!(result.is_err());
+    let again = stub(&client, &server).unary::<(), ()>("rpc_hang", ()).await;
+    assert_eq!(again.unwrap_err(), RpcError::Shutdown);
+    server.shutdown().await;
+}
