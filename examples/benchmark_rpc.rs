@@ -111,7 +111,10 @@ async fn main() {
                 (
                     "Bench.rpc_sum".into(),
                     Handler::stream_unary(|xs: RequestStream<u64>, _ctx| async move {
-                        Ok::<_, String>(xs.fold(0u64, |a, x| async move { a + x.unwrap_or(0) }).await)
+                        Ok::<_, String>(
+                            xs.fold(0u64, |a, x| async move { a + x.unwrap_or(0) })
+                                .await,
+                        )
                     }),
                 ),
                 (
@@ -141,16 +144,36 @@ async fn main() {
     let total: Duration = ours.iter().sum();
     let (p50, p99) = (percentile(&ours, 0.5), percentile(&ours, 0.99));
     let (b50, b99) = (percentile(&base, 0.5), percentile(&base, 0.99));
-    figures.push(Figure { name: "unary sequential p50", value: p50, unit: "us" });
-    figures.push(Figure { name: "unary sequential p99", value: p99, unit: "us" });
+    figures.push(Figure {
+        name: "unary sequential p50",
+        value: p50,
+        unit: "us",
+    });
+    figures.push(Figure {
+        name: "unary sequential p99",
+        value: p99,
+        unit: "us",
+    });
     figures.push(Figure {
         name: "unary sequential calls/s",
         value: args.calls as f64 / total.as_secs_f64(),
         unit: "calls/s",
     });
-    figures.push(Figure { name: "baseline tokio TCP p50", value: b50, unit: "us" });
-    figures.push(Figure { name: "baseline tokio TCP p99", value: b99, unit: "us" });
-    figures.push(Figure { name: "unary p50 / baseline p50", value: p50 / b50, unit: "x" });
+    figures.push(Figure {
+        name: "baseline tokio TCP p50",
+        value: b50,
+        unit: "us",
+    });
+    figures.push(Figure {
+        name: "baseline tokio TCP p99",
+        value: b99,
+        unit: "us",
+    });
+    figures.push(Figure {
+        name: "unary p50 / baseline p50",
+        value: p50 / b50,
+        unit: "x",
+    });
 
     // 64 concurrent callers.
     let start = Instant::now();

@@ -1,5 +1,96 @@
+//! `#[servicer]`: turns an impl block of `async fn rpc_*` handlers into a typed client stub and
+//! server registration over `servicer-runtime`, at compile time.
+//!
+//! The crate is laid out as a pipeline: [`parse`] reads syn's impl block into the [`model`],
+//! collecting every error with its span, and [`emit`] writes the generated items.
+
 use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::quote;
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+
+mod emit;
+mod model;
+mod parse;
+
+/// Makes a servicer of an inherent impl block.
+///
+/// Every `async fn rpc_x(&self, request: R, ctx: RpcContext) -> Result<T, E>` is a handler. `R` is
+/// a message type (serde, `Send + 'static`) or `RequestStream<M>`; `T` is a message type or
+/// `ResponseStream<M>`; `E` is any `Display` type, whose text reaches the caller as
+/// `RpcError::Remote`. Other methods are left as they are.
+///
+/// For `impl Foo` it emits `FooStub` (one method per handler, same names), `Foo::get_stub`,
+/// `Foo::get_stub_in_namespace`, `Foo::add_p2p_handlers`, `Foo::add_p2p_handlers_with` (with an
+/// interceptor), `Foo::remove_p2p_handlers`, and the consts `Foo::SERVICER_NAME` and
+/// `Foo::RPC_HANDLERS`. Handle names are `Foo.rpc_x`, or `ns::Foo.rpc_x` in a namespace, as in
+/// hivemind.
+///
+/// The runtime crate is found through the caller's dependencies (`servicer-runtime`, or the
+/// `servicer` facade); `#[servicer(crate = "path::to::runtime")]` names it explicitly.
 #[proc_macro_attribute]
-pub fn servicer(_a: TokenStream, i: TokenStream) -> TokenStream {
-    i
+pub fn servicer(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item2: proc_macro2::TokenStream = item.clone().into();
+    match expand(attr.into(), item2.clone()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => {
+            // Keep the user's items so that one mistake does not cascade into unrelated errors.
+            let errors = err.to_compile_error();
+            quote!(#errors #item2).into()
+        }
+    }
+}
+
+fn expand(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let runtime = runtime_path(attr)?;
+    let item_impl: syn::ItemImpl = match syn::parse2::<syn::Item>(item)? {
+        syn::Item::Impl(item_impl) => item_impl,
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "#[servicer] goes on an impl block: `#[servicer] impl Foo { async fn rpc_x(..) }`",
+            ));
+        }
+    };
+    let model = parse::servicer(&item_impl, runtime)?;
+    let generated = emit::servicer(&model);
+    Ok(quote! {
+        #item_impl
+        #generated
+    })
+}
+
+/// `crate = "path"` if given, else the runtime as the calling crate depends on it.
+fn runtime_path(attr: proc_macro2::TokenStream) -> syn::Result<syn::Path> {
+    let mut explicit = None;
+    if !attr.is_empty() {
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("crate") {
+                let value: syn::LitStr = meta.value()?.parse()?;
+                explicit = Some(value.parse::<syn::Path>()?);
+                Ok(())
+            } else {
+                Err(meta.error("unknown argument; the only one is `crate = \"path::to::runtime\"`"))
+            }
+        });
+        parser.parse2(attr)?;
+    }
+    if let Some(path) = explicit {
+        return Ok(path);
+    }
+    use proc_macro_crate::{FoundCrate, crate_name};
+    let found = match crate_name("servicer-runtime") {
+        Ok(FoundCrate::Name(name)) => format!("::{name}"),
+        Ok(FoundCrate::Itself) => "crate".to_string(),
+        Err(_) => match crate_name("servicer") {
+            Ok(FoundCrate::Name(name)) => format!("::{name}::runtime"),
+            Ok(FoundCrate::Itself) => "crate::runtime".to_string(),
+            Err(_) => "::servicer_runtime".to_string(),
+        },
+    };
+    syn::parse_str(&found).map_err(|e| syn::Error::new(Span::call_site(), e))
 }

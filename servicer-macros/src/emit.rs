@@ -1,0 +1,206 @@
+//! From the [`Servicer`] model to the stub type and the registration code.
+//!
+//! Every path is fully qualified so the output compiles under `#![no_implicit_prelude]` and next to
+//! user types named `Result`, `Option` or `Arc`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use crate::model::{Handler, Servicer, kind_name};
+
+pub(crate) fn servicer(model: &Servicer) -> TokenStream {
+    let ident = &model.ident;
+    let rt = &model.runtime;
+    let name = ident.to_string();
+    let stub = format_ident!("{}Stub", ident);
+    let stub_doc = format!(
+        "Client stub for [`{name}`]: each method calls the same-named handler on a remote peer."
+    );
+    let stub_methods = model.handlers.iter().map(|h| stub_method(model, h));
+    let kinds = model.handlers.iter().map(|h| {
+        let method = h.ident.to_string();
+        let kind = format_ident!("{}", kind_name(h));
+        quote! { (#method, #rt::RpcKind::#kind) }
+    });
+    let registrations = model.handlers.iter().map(|h| registration(model, h));
+    let names = model.handlers.iter().map(|h| {
+        let method = h.ident.to_string();
+        quote! { #rt::handle_name(namespace, #name, #method) }
+    });
+    quote! {
+        #[doc = #stub_doc]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+        pub struct #stub {
+            base: #rt::StubBase,
+        }
+
+        impl #stub {
+            /// Wraps a stub base (see `get_stub` for the usual way in).
+            pub fn from_base(base: #rt::StubBase) -> Self {
+                Self { base }
+            }
+
+            /// A copy whose unary calls use this deadline.
+            pub fn with_deadline(&self, deadline: ::core::time::Duration) -> Self {
+                Self { base: self.base.with_deadline(deadline) }
+            }
+
+            /// The peer this stub calls.
+            pub fn peer(&self) -> #rt::PeerId {
+                self.base.peer()
+            }
+
+            /// The untyped stub underneath.
+            pub fn base(&self) -> &#rt::StubBase {
+                &self.base
+            }
+
+            #(#stub_methods)*
+        }
+
+        impl #ident {
+            /// The servicer's name in handle names (`Name.rpc_x`).
+            pub const SERVICER_NAME: &'static str = #name;
+
+            /// Every handler's method name and kind, in declaration order.
+            pub const RPC_HANDLERS: &'static [(&'static str, #rt::RpcKind)] = &[#(#kinds),*];
+
+            /// A stub that calls this servicer's handlers on `peer`.
+            pub fn get_stub(p2p: &#rt::P2P, peer: #rt::PeerId) -> #stub {
+                #stub { base: #rt::StubBase::new(p2p, peer, #name, ::core::option::Option::None) }
+            }
+
+            /// A stub for the instance registered under `namespace` on `peer`.
+            pub fn get_stub_in_namespace(p2p: &#rt::P2P, peer: #rt::PeerId, namespace: &str) -> #stub {
+                #stub {
+                    base: #rt::StubBase::new(p2p, peer, #name, ::core::option::Option::Some(namespace)),
+                }
+            }
+
+            /// Serves every handler of this instance on `p2p` (all or none), optionally under a
+            /// namespace.
+            pub fn add_p2p_handlers(
+                self: ::std::sync::Arc<Self>,
+                p2p: &#rt::P2P,
+                namespace: ::core::option::Option<&str>,
+            ) -> ::core::result::Result<(), #rt::RpcError> {
+                Self::__servicer_register(self, p2p, namespace, ::core::option::Option::None)
+            }
+
+            /// Like `add_p2p_handlers`, with an interceptor that sees (and may refuse) every call.
+            pub fn add_p2p_handlers_with(
+                self: ::std::sync::Arc<Self>,
+                p2p: &#rt::P2P,
+                namespace: ::core::option::Option<&str>,
+                interceptor: ::std::sync::Arc<dyn #rt::Interceptor>,
+            ) -> ::core::result::Result<(), #rt::RpcError> {
+                Self::__servicer_register(self, p2p, namespace, ::core::option::Option::Some(interceptor))
+            }
+
+            /// Stops serving this servicer's handlers (under `namespace`) on `p2p`.
+            pub fn remove_p2p_handlers(
+                p2p: &#rt::P2P,
+                namespace: ::core::option::Option<&str>,
+            ) -> ::core::result::Result<(), #rt::RpcError> {
+                p2p.remove_handlers(&[#(#names),*])
+            }
+
+            fn __servicer_register(
+                this: ::std::sync::Arc<Self>,
+                p2p: &#rt::P2P,
+                namespace: ::core::option::Option<&str>,
+                interceptor: ::core::option::Option<::std::sync::Arc<dyn #rt::Interceptor>>,
+            ) -> ::core::result::Result<(), #rt::RpcError> {
+                let handlers: ::std::vec::Vec<(::std::string::String, #rt::Handler)> =
+                    ::std::vec![#(#registrations),*];
+                p2p.add_handlers(handlers, interceptor)
+            }
+        }
+    }
+}
+
+fn stub_method(model: &Servicer, handler: &Handler) -> TokenStream {
+    let rt = &model.runtime;
+    let method = &handler.ident;
+    let method_name = method.to_string();
+    let req = handler.request.item();
+    let resp = handler.response.item();
+    let doc = format!("Calls `{}.{method_name}` on the remote peer.", model.ident);
+    let output = if handler.response.is_stream() {
+        quote! { #rt::ResponseStream<#resp> }
+    } else {
+        quote! { #resp }
+    };
+    match (handler.request.is_stream(), handler.response.is_stream()) {
+        (false, stream_out) => {
+            let call = if stream_out {
+                quote! { unary_stream }
+            } else {
+                quote! { unary }
+            };
+            quote! {
+                #[doc = #doc]
+                pub async fn #method(&self, request: #req)
+                    -> ::core::result::Result<#output, #rt::RpcError>
+                {
+                    self.base.#call::<#req, #resp>(#method_name, request).await
+                }
+            }
+        }
+        (true, stream_out) => {
+            let call = if stream_out {
+                quote! { stream_stream }
+            } else {
+                quote! { stream_unary }
+            };
+            quote! {
+                #[doc = #doc]
+                pub async fn #method<S>(&self, requests: S)
+                    -> ::core::result::Result<#output, #rt::RpcError>
+                where
+                    S: #rt::__private::Stream<Item = #req> + ::core::marker::Send + 'static,
+                {
+                    self.base.#call::<#req, #resp, S>(#method_name, requests).await
+                }
+            }
+        }
+    }
+}
+
+fn registration(model: &Servicer, handler: &Handler) -> TokenStream {
+    let rt = &model.runtime;
+    let name = model.ident.to_string();
+    let method = &handler.ident;
+    let method_name = method.to_string();
+    let constructor = format_ident!(
+        "{}",
+        match (handler.request.is_stream(), handler.response.is_stream()) {
+            (false, false) => "unary",
+            (true, false) => "stream_unary",
+            (false, true) => "unary_stream",
+            (true, true) => "stream_stream",
+        }
+    );
+    let req = match handler.request.is_stream() {
+        true => {
+            let item = handler.request.item();
+            quote! { #rt::RequestStream<#item> }
+        }
+        false => {
+            let item = handler.request.item();
+            quote! { #item }
+        }
+    };
+    quote! {
+        (
+            #rt::handle_name(namespace, #name, #method_name),
+            {
+                let this = ::std::sync::Arc::clone(&this);
+                #rt::Handler::#constructor(move |request: #req, ctx: #rt::RpcContext| {
+                    let this = ::std::sync::Arc::clone(&this);
+                    async move { this.#method(request, ctx).await }
+                })
+            },
+        )
+    }
+}

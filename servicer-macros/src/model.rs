@@ -1,0 +1,61 @@
+//! What `#[servicer]` understood of an impl block: the servicer and one entry per handler.
+
+use proc_macro2::Ident;
+use syn::{Path, Type};
+
+/// A servicer: the type whose impl block carries `rpc_*` handlers.
+pub(crate) struct Servicer {
+    /// The implementing type's name, e.g. `Foo`.
+    pub ident: Ident,
+    /// The path emitted code uses for the runtime crate.
+    pub runtime: Path,
+    pub handlers: Vec<Handler>,
+}
+
+/// One `async fn rpc_x(&self, request: R, ctx: RpcContext) -> Result<T, E>`.
+pub(crate) struct Handler {
+    pub ident: Ident,
+    pub request: Payload,
+    pub response: Payload,
+}
+
+/// A message type, or a stream of them.
+pub(crate) enum Payload {
+    /// One message of this type.
+    Message(Type),
+    /// `RequestStream<T>` or `ResponseStream<T>`: a stream of `T`.
+    Stream(Type),
+}
+
+impl Payload {
+    pub(crate) fn item(&self) -> &Type {
+        match self {
+            Payload::Message(ty) | Payload::Stream(ty) => ty,
+        }
+    }
+
+    pub(crate) fn is_stream(&self) -> bool {
+        matches!(self, Payload::Stream(_))
+    }
+}
+
+/// The four kinds, named as the runtime's `RpcKind` variants.
+pub(crate) fn kind_name(handler: &Handler) -> &'static str {
+    match (handler.request.is_stream(), handler.response.is_stream()) {
+        (false, false) => "UnaryUnary",
+        (true, false) => "StreamUnary",
+        (false, true) => "UnaryStream",
+        (true, true) => "StreamStream",
+    }
+}
+
+/// Names the macro adds to the servicer's type; a user method with one of them would clash.
+pub(crate) const GENERATED_NAMES: &[&str] = &[
+    "SERVICER_NAME",
+    "RPC_HANDLERS",
+    "get_stub",
+    "get_stub_in_namespace",
+    "add_p2p_handlers",
+    "add_p2p_handlers_with",
+    "remove_p2p_handlers",
+];
