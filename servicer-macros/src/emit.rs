@@ -195,9 +195,9 @@ fn registration(model: &Servicer, handler: &Handler) -> TokenStream {
         (
             #rt::handle_name(namespace, #name, #method_name),
             {
-                let this = ::std::sync::Arc::clone(&this);
+                let this = <::std::sync::Arc<Self> as ::core::clone::Clone>::clone(&this);
                 #rt::Handler::#constructor(move |request: #req, ctx: #rt::RpcContext| {
-                    let this = ::std::sync::Arc::clone(&this);
+                    let this = <::std::sync::Arc<Self> as ::core::clone::Clone>::clone(&this);
                     async move { this.#method(request, ctx).await }
                 })
             },

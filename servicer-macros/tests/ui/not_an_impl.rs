@@ -1,0 +1,6 @@
+use servicer_macros::servicer;
+
+#[servicer]
+struct Foo;
+
+fn main() {}
