@@ -85,6 +85,18 @@ async fn generated_stub_calls_the_handler() {
     .unwrap();
     let stub = shadowing::Loud::get_stub(&client, server.peer_id());
     assert_eq!(stub.rpc_shout("hi".into()).await.unwrap(), "HI");
+    let quiet = no_prelude::Quiet::get_stub(&client, server.peer_id());
+    assert_eq!(quiet.rpc_echo("hi".into()).await.unwrap(), "hi");
+    let items = quiet
+        .rpc_items(futures::stream::iter([1u8, 2, 3]))
+        .await
+        .unwrap();
+    let items: Vec<u8> = futures::StreamExt::collect::<Vec<_>>(items)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(items, [1, 2, 3]);
     client.shutdown().await;
     server.shutdown().await;
 }
