@@ -76,6 +76,9 @@ async fn generated_stub_calls_the_handler() {
     Arc::new(shadowing::Loud)
         .add_p2p_handlers(&server, None)
         .unwrap();
+    Arc::new(no_prelude::Quiet)
+        .add_p2p_handlers(&server, None)
+        .unwrap();
     let client = P2P::create(
         P2PConfig::default()
             .with_listen_addrs(["/memory/0".parse().unwrap()])
