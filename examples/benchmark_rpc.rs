@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use servicer::runtime::{Handler, P2P, P2PConfig, RequestStream, ResponseStream, StubBase, codec};
+use servicer::runtime::{
+    Handler, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, StubBase, codec,
+};
+use servicer::servicer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Parser)]
@@ -91,6 +94,16 @@ async fn sequential(stub: &StubBase, calls: usize) -> Vec<Duration> {
     times
 }
 
+/// The same square handler, behind `#[servicer]`, to compare the generated stub with the raw call.
+struct Squarer;
+
+#[servicer]
+impl Squarer {
+    async fn rpc_square(&self, x: i64, _ctx: RpcContext) -> Result<i64, String> {
+        Ok(x * x)
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -131,6 +144,10 @@ async fn main() {
         .await
         .unwrap();
     let stub = StubBase::new(&client, server.peer_id(), "Bench", None);
+    std::sync::Arc::new(Squarer)
+        .add_p2p_handlers(&server, None)
+        .unwrap();
+    let generated = Squarer::get_stub(&client, server.peer_id());
     let mut figures = Vec::new();
 
     // Warm up both paths.
@@ -172,6 +189,26 @@ async fn main() {
     figures.push(Figure {
         name: "unary p50 / baseline p50",
         value: p50 / b50,
+        unit: "x",
+    });
+
+    // The generated stub on the same path.
+    let mut times = Vec::with_capacity(args.calls);
+    for i in 0..args.calls as i64 {
+        let start = Instant::now();
+        assert_eq!(generated.rpc_square(i).await.unwrap(), i * i);
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let g50 = percentile(&times, 0.5);
+    figures.push(Figure {
+        name: "#[servicer] stub unary p50",
+        value: g50,
+        unit: "us",
+    });
+    figures.push(Figure {
+        name: "stub p50 / raw StubBase p50",
+        value: g50 / p50,
         unit: "x",
     });
 
