@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
@@ -156,24 +157,33 @@ where
     let _ = reader.next().await;
 }
 
-/// Feeds request frames to a stream-input handler; resolves when the caller went away (cancel).
-async fn pump_requests<S>(reader: &mut S, tx: mpsc::Sender<Result<Bytes, RpcError>>, idle: Duration)
-where
+/// Feeds request frames to a stream-input handler and sets `ended` at the caller's `End`;
+/// resolves only when the caller went away or broke protocol (which cancels the call).
+async fn pump_requests<S>(
+    reader: &mut S,
+    tx: mpsc::Sender<Result<Bytes, RpcError>>,
+    idle: Duration,
+    ended: &mut bool,
+) where
     S: Stream<Item = Result<Frame, RpcError>> + Unpin,
 {
     let mut tx = Some(tx);
     loop {
-        let next = match &tx {
-            Some(sender) => match tokio::time::timeout(idle, reader.next()).await {
+        let next = if *ended {
+            // After the requests ended, anything at all means the caller is gone.
+            return caller_gone(reader).await;
+        } else if let Some(sender) = &tx {
+            match tokio::time::timeout(idle, reader.next()).await {
                 Ok(next) => next,
                 Err(_) => {
                     let _ = sender.send(Err(RpcError::DeadlineExceeded(idle))).await;
                     tx = None;
                     continue;
                 }
-            },
-            // After the requests ended, anything at all means the caller is gone.
-            None => return caller_gone(reader).await,
+            }
+        } else {
+            // The handler stopped reading: wait for the caller's `End` or departure.
+            reader.next().await
         };
         match next {
             Some(Ok(Frame {
@@ -183,14 +193,16 @@ where
                 if let Some(sender) = &tx
                     && sender.send(Ok(payload)).await.is_err()
                 {
-                    // The handler stopped reading; keep watching for cancellation.
                     tx = None;
                 }
             }
             Some(Ok(Frame {
                 kind: FrameKind::End,
                 ..
-            })) => tx = None,
+            })) => {
+                *ended = true;
+                tx = None;
+            }
             Some(Ok(frame)) => {
                 let err = RpcError::Malformed(format!("unexpected {:?} frame", frame.kind));
                 if let Some(sender) = tx.take() {
@@ -220,32 +232,31 @@ fn request_stream<Req: Message>(
     RequestStream::new(items)
 }
 
-/// Writes a handler's single result; on success the stream can carry another call.
-async fn write_result<W, Resp, E>(writer: &mut W, result: Result<Resp, E>) -> bool
+/// Queues a handler's single result (the caller flushes); true when it was a response.
+async fn feed_result<W, Resp, E>(writer: &mut W, result: Result<Resp, E>) -> bool
 where
     W: futures::Sink<Out<Resp>, Error = RpcError> + Unpin,
     Resp: Message,
     E: Display,
 {
-    let sent = match result {
-        Ok(resp) => match writer.send(Out::Message(resp)).await {
-            Err(err @ RpcError::MessageTooLarge { .. }) => {
-                let _ = writer
-                    .send(Out::<Resp>::Error(WireError::from_local(&err)))
-                    .await;
-                return false;
-            }
+    let fed = match result {
+        Ok(resp) => match writer.feed(Out::Message(resp)).await {
+            Err(err @ RpcError::MessageTooLarge { .. }) => writer
+                .feed(Out::<Resp>::Error(WireError::from_local(&err)))
+                .await
+                .map(|_| false),
             other => other.map(|_| true),
         },
         Err(err) => writer
-            .send(Out::<Resp>::Error(WireError::Remote(err.to_string())))
+            .feed(Out::<Resp>::Error(WireError::Remote(err.to_string())))
             .await
             .map(|_| false),
     };
-    sent.unwrap_or(false)
+    fed.unwrap_or(false)
 }
 
-/// Forwards a handler's responses, flushing only when the handler has nothing ready, then `End`.
+/// Forwards a handler's responses, flushing only when the handler has nothing ready, and queues
+/// `End`; true when every response went out.
 async fn forward_responses<W, Resp>(writer: &mut W, mut responses: ResponseStream<Resp>) -> bool
 where
     W: futures::Sink<Out<Resp>, Error = RpcError> + Unpin,
@@ -268,20 +279,15 @@ where
                     RpcError::Remote { message } => WireError::Remote(message),
                     other => WireError::Remote(other.to_string()),
                 };
-                let _ = writer.send(Out::<Resp>::Error(wire)).await;
-                let _ = SinkExt::<Out<Resp>>::close(writer).await;
+                let _ = writer.feed(Out::<Resp>::Error(wire)).await;
                 return false;
             }
-            None => {
-                let ok = writer.send(Out::<Resp>::End).await.is_ok();
-                let _ = SinkExt::<Out<Resp>>::close(writer).await;
-                return ok;
-            }
+            None => return writer.feed(Out::<Resp>::End).await.is_ok(),
         };
         if let Err(err) = fed {
             if matches!(err, RpcError::MessageTooLarge { .. }) {
                 let _ = writer
-                    .send(Out::<Resp>::Error(WireError::from_local(&err)))
+                    .feed(Out::<Resp>::Error(WireError::from_local(&err)))
                     .await;
             }
             return false;
@@ -289,15 +295,22 @@ where
     }
 }
 
-/// Sends the error for a failed handler of stream output.
-async fn write_handler_error<W, Resp, E: Display>(writer: &mut W, err: E)
-where
-    W: futures::Sink<Out<Resp>, Error = RpcError> + Unpin,
-{
-    let _ = writer
-        .send(Out::<Resp>::Error(WireError::Remote(err.to_string())))
-        .await;
+/// Ends a streaming call. When both sides finished cleanly, an extra `End` (the trailer) tells the
+/// caller the stream can carry another call, and the stream goes back to waiting for one;
+/// otherwise it is closed.
+async fn finish_streaming<Resp: Message>(
+    mut writer: SplitSink<Io, Out<Resp>>,
+    reader: SplitStream<Io>,
+    clean: bool,
+) -> CallOutcome {
+    if clean && writer.send(Out::<Resp>::End).await.is_ok() {
+        return CallOutcome {
+            io: reader.reunite(writer).ok(),
+            ok: true,
+        };
+    }
     let _ = writer.close().await;
+    CallOutcome::closed(clean)
 }
 
 pub(crate) async fn serve_unary<Req, Resp, E, F, Fut>(f: Arc<F>, call: ServerCall) -> CallOutcome
@@ -324,11 +337,19 @@ where
         result = f(request, ctx) => result,
         _ = caller_gone(&mut io) => return CallOutcome::closed(false),
     };
-    let ok = result.is_ok();
-    if write_result(&mut io, result).await || !ok {
-        // A handler error leaves the stream in sync too: the caller read exactly one frame.
-        CallOutcome { io: Some(io), ok }
+    let is_ok = result.is_ok();
+    let answered = feed_result(&mut io, result).await;
+    if SinkExt::<Out<Resp>>::flush(&mut io).await.is_err() {
+        return CallOutcome::closed(false);
+    }
+    // A response or a handler error leaves the stream in sync: the caller reads exactly one frame.
+    if answered || !is_ok {
+        CallOutcome {
+            io: Some(io),
+            ok: is_ok,
+        }
     } else {
+        let _ = SinkExt::<Out<Resp>>::close(&mut io).await;
         CallOutcome::closed(false)
     }
 }
@@ -345,18 +366,15 @@ where
     Fut: Future<Output = Result<Resp, E>>,
 {
     let ServerCall { io, ctx, settings } = call;
-    let (mut writer, mut reader) = io.split();
+    let (mut writer, mut reader) = io.split::<Out<Resp>>();
     let (tx, rx) = mpsc::channel(REQUEST_PREFETCH);
     let requests = request_stream(rx, settings.max_message_size);
-    let ok = tokio::select! {
-        result = f(requests, ctx) => {
-            let ok = write_result(&mut writer, result).await;
-            let _ = SinkExt::<Out<Resp>>::close(&mut writer).await;
-            ok
-        }
-        _ = pump_requests(&mut reader, tx, settings.idle) => false,
+    let mut requests_ended = false;
+    let answered = tokio::select! {
+        result = f(requests, ctx) => feed_result(&mut writer, result).await,
+        _ = pump_requests(&mut reader, tx, settings.idle, &mut requests_ended) => return CallOutcome::closed(false),
     };
-    CallOutcome::closed(ok)
+    finish_streaming(writer, reader, answered && requests_ended).await
 }
 
 pub(crate) async fn serve_unary_stream<Req, Resp, E, F, Fut>(
@@ -382,21 +400,18 @@ where
             return CallOutcome::closed(false);
         }
     };
-    let (mut writer, mut reader) = io.split();
+    let (mut writer, mut reader) = io.split::<Out<Resp>>();
     let work = async {
         match f(request, ctx).await {
             Ok(responses) => forward_responses(&mut writer, responses).await,
-            Err(err) => {
-                write_handler_error::<_, Resp, _>(&mut writer, err).await;
-                false
-            }
+            Err(err) => feed_result::<_, Resp, E>(&mut writer, Err(err)).await,
         }
     };
-    let ok = tokio::select! {
-        ok = work => ok,
-        _ = caller_gone(&mut reader) => false,
+    let clean = tokio::select! {
+        clean = work => clean,
+        _ = caller_gone(&mut reader) => return CallOutcome::closed(false),
     };
-    CallOutcome::closed(ok)
+    finish_streaming(writer, reader, clean).await
 }
 
 pub(crate) async fn serve_stream_stream<Req, Resp, E, F, Fut>(
@@ -411,23 +426,21 @@ where
     Fut: Future<Output = Result<ResponseStream<Resp>, E>>,
 {
     let ServerCall { io, ctx, settings } = call;
-    let (mut writer, mut reader) = io.split();
+    let (mut writer, mut reader) = io.split::<Out<Resp>>();
     let (tx, rx) = mpsc::channel(REQUEST_PREFETCH);
     let requests = request_stream(rx, settings.max_message_size);
+    let mut requests_ended = false;
     let work = async {
         match f(requests, ctx).await {
             Ok(responses) => forward_responses(&mut writer, responses).await,
-            Err(err) => {
-                write_handler_error::<_, Resp, _>(&mut writer, err).await;
-                false
-            }
+            Err(err) => feed_result::<_, Resp, E>(&mut writer, Err(err)).await,
         }
     };
-    let ok = tokio::select! {
-        ok = work => ok,
-        _ = pump_requests(&mut reader, tx, settings.idle) => false,
+    let clean = tokio::select! {
+        clean = work => clean,
+        _ = pump_requests(&mut reader, tx, settings.idle, &mut requests_ended) => return CallOutcome::closed(false),
     };
-    CallOutcome::closed(ok)
+    finish_streaming(writer, reader, clean && requests_ended).await
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::frame::{CallHeader, Frame, FrameKind, Out, WireError};
 use crate::pool::PooledStream;
+use crate::server::Io;
 use crate::{Message, P2P, ResponseStream, RpcError, RpcKind, codec};
+use futures::stream::{SplitSink, SplitStream};
+use libp2p::swarm::ConnectionId;
 
 /// Calls handlers of one servicer on one remote peer. Cheap to clone.
 ///
@@ -187,26 +190,38 @@ impl StubBase {
         let lease = self
             .with_deadline_of(self.start::<Req>(self.header(method, RpcKind::StreamUnary), None))
             .await?;
-        let (mut writer, mut reader) = lease.stream.io.split::<Out<Req>>();
+        let Lease {
+            stream: PooledStream { io, connection },
+            _permit: permit,
+            ..
+        } = lease;
+        let (mut writer, mut reader) = io.split::<Out<Req>>();
         let limit = self.max_message_size();
         let idle = self.p2p.shared().config.stream_idle_deadline;
-        let send = send_requests(&mut writer, requests);
-        let receive = async {
-            match tokio::time::timeout(idle, reader.next()).await {
-                Ok(frame) => read_single::<Resp>(frame, limit).0,
-                Err(_) => Err(RpcError::DeadlineExceeded(idle)),
+        let (result, sent_all) = {
+            let send = send_requests(&mut writer, requests);
+            let receive = async {
+                match tokio::time::timeout(idle, reader.next()).await {
+                    Ok(frame) => read_single::<Resp>(frame, limit).0,
+                    Err(_) => Err(RpcError::DeadlineExceeded(idle)),
+                }
+            };
+            futures::pin_mut!(send, receive);
+            // The response may come before all requests are sent (an early answer or an error).
+            match futures::future::select(send, receive).await {
+                futures::future::Either::Left((Ok(()), receive)) => (receive.await, true),
+                futures::future::Either::Left((Err(err), receive)) => {
+                    // The server may have answered with the reason it stopped reading.
+                    (receive.now_or_never().unwrap_or(Err(err)), false)
+                }
+                futures::future::Either::Right((result, _)) => (result, false),
             }
         };
-        futures::pin_mut!(send, receive);
-        // The response may come before all requests are sent (an early answer or an error).
-        match futures::future::select(send, receive).await {
-            futures::future::Either::Left((Ok(()), receive)) => receive.await,
-            futures::future::Either::Left((Err(err), receive)) => {
-                // The server may have answered with the reason it stopped reading.
-                receive.now_or_never().unwrap_or(Err(err))
-            }
-            futures::future::Either::Right((result, _)) => result,
+        if result.is_ok() && sent_all && trailer_ready(&mut reader) {
+            self.recycle(reader.reunite(writer).ok(), connection);
         }
+        drop(permit);
+        result
     }
 
     /// Calls a unary-stream handler; the returned stream yields the responses.
@@ -218,7 +233,12 @@ impl StubBase {
         let lease = self
             .with_deadline_of(self.start(self.header(method, RpcKind::UnaryStream), Some(&request)))
             .await?;
-        Ok(self.responses(lease.stream.io, None))
+        let call = OpenCall::<Req> {
+            reader: CallReader::Whole(Box::new(lease.stream.io)),
+            connection: lease.stream.connection,
+            _permit: lease._permit,
+        };
+        Ok(self.responses(call))
     }
 
     /// Calls a stream-stream handler: `requests` are sent from a task while the returned stream
@@ -239,53 +259,144 @@ impl StubBase {
         let (mut writer, reader) = lease.stream.io.split::<Out<Req>>();
         let sender = tokio::spawn(async move {
             // A failed send shows up on the read side as the server's error or a closed stream.
-            let _ = send_requests(&mut writer, requests).await;
+            send_requests(&mut writer, requests)
+                .await
+                .ok()
+                .map(|()| writer)
         });
-        let guard = AbortOnDrop(sender);
-        Ok(self.responses(reader, Some(guard)))
+        let call = OpenCall {
+            reader: CallReader::Split(reader, AbortOnDrop(Some(sender))),
+            connection: lease.stream.connection,
+            _permit: lease._permit,
+        };
+        Ok(self.responses(call))
+    }
+
+    /// Puts a stream that finished a call cleanly back in the pool.
+    fn recycle(&self, io: Option<Io>, connection: ConnectionId) {
+        if let Some(io) = io {
+            self.p2p
+                .shared()
+                .pool
+                .put(self.peer, PooledStream { io, connection });
+        }
     }
 
     /// Turns the read side of a call into the caller's response stream.
-    fn responses<R, Resp>(&self, reader: R, guard: Option<AbortOnDrop>) -> ResponseStream<Resp>
+    fn responses<Req, Resp>(&self, call: OpenCall<Req>) -> ResponseStream<Resp>
     where
-        R: Stream<Item = Result<Frame, RpcError>> + Send + Unpin + 'static,
+        Req: Message,
         Resp: Message,
     {
         let limit = self.max_message_size();
         let idle = self.p2p.shared().config.stream_idle_deadline;
-        let state = Some((reader, guard));
-        ResponseStream::new(futures::stream::unfold(state, move |state| async move {
-            let (mut reader, guard) = state?;
-            let item: Result<Option<Resp>, RpcError> =
-                match tokio::time::timeout(idle, reader.next()).await {
-                    Err(_) => Err(RpcError::DeadlineExceeded(idle)),
-                    Ok(None) => Err(RpcError::ConnectionClosed(
-                        "stream closed before the end of the responses".into(),
-                    )),
-                    Ok(Some(Err(err))) => Err(err),
-                    Ok(Some(Ok(frame))) => match frame.kind {
-                        FrameKind::Message => codec::decode(&frame.payload, limit).map(Some),
-                        FrameKind::End => Ok(None),
-                        FrameKind::Error => Err(decode_error(&frame.payload, limit)),
-                        FrameKind::Call => Err(RpcError::Malformed("unexpected call frame".into())),
-                    },
-                };
-            match item {
-                Ok(Some(response)) => Some((Ok(response), Some((reader, guard)))),
-                Ok(None) => None,
-                // An error is always the last item.
-                Err(err) => Some((Err(err), None)),
-            }
-        }))
+        let stub = self.clone();
+        ResponseStream::new(futures::stream::unfold(
+            Some((call, stub)),
+            move |state| async move {
+                let (mut call, stub) = state?;
+                let item: Result<Option<Resp>, RpcError> =
+                    match tokio::time::timeout(idle, call.reader.next()).await {
+                        Err(_) => Err(RpcError::DeadlineExceeded(idle)),
+                        Ok(None) => Err(RpcError::ConnectionClosed(
+                            "stream closed before the end of the responses".into(),
+                        )),
+                        Ok(Some(Err(err))) => Err(err),
+                        Ok(Some(Ok(frame))) => match frame.kind {
+                            FrameKind::Message => codec::decode(&frame.payload, limit).map(Some),
+                            FrameKind::End => Ok(None),
+                            FrameKind::Error => Err(decode_error(&frame.payload, limit)),
+                            FrameKind::Call => {
+                                Err(RpcError::Malformed("unexpected call frame".into()))
+                            }
+                        },
+                    };
+                match item {
+                    Ok(Some(response)) => Some((Ok(response), Some((call, stub)))),
+                    Ok(None) => {
+                        let connection = call.connection;
+                        stub.recycle(call.into_reusable(), connection);
+                        None
+                    }
+                    // An error is always the last item.
+                    Err(err) => Some((Err(err), None)),
+                }
+            },
+        ))
     }
 }
 
-/// Aborts the request-sending task when the response stream is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// The read side of a streaming call in progress, with what it needs to be recycled.
+struct OpenCall<Req> {
+    reader: CallReader<Req>,
+    connection: ConnectionId,
+    _permit: OwnedSemaphorePermit,
+}
 
-impl Drop for AbortOnDrop {
+enum CallReader<Req> {
+    /// The whole stream: the call sends nothing after its request.
+    Whole(Box<Io>),
+    /// The read half, while a task sends the requests on the write half.
+    Split(
+        SplitStream<Io>,
+        AbortOnDrop<Option<SplitSink<Io, Out<Req>>>>,
+    ),
+}
+
+impl<Req: Message> CallReader<Req> {
+    async fn next(&mut self) -> Option<Result<Frame, RpcError>> {
+        match self {
+            CallReader::Whole(io) => io.next().await,
+            CallReader::Split(reader, _) => reader.next().await,
+        }
+    }
+}
+
+impl<Req: Message> OpenCall<Req> {
+    /// The stream, if the server's trailer says it can carry another call and every request went
+    /// out.
+    fn into_reusable(self) -> Option<Io> {
+        match self.reader {
+            CallReader::Whole(mut io) => trailer_ready(&mut io).then_some(*io),
+            CallReader::Split(mut reader, mut sender) => {
+                if !trailer_ready(&mut reader) {
+                    return None;
+                }
+                let mut task = sender.0.take()?;
+                let done = (&mut task).now_or_never();
+                if done.is_none() {
+                    task.abort();
+                }
+                let writer = done?.ok()??;
+                reader.reunite(writer).ok()
+            }
+        }
+    }
+}
+
+/// Whether the server's trailer (a second `End`: the stream can carry another call) has already
+/// arrived; never waits for it.
+fn trailer_ready<R>(reader: &mut R) -> bool
+where
+    R: Stream<Item = Result<Frame, RpcError>> + Unpin,
+{
+    matches!(
+        reader.next().now_or_never(),
+        Some(Some(Ok(Frame {
+            kind: FrameKind::End,
+            ..
+        })))
+    )
+}
+
+/// Aborts the request-sending task when the call is dropped.
+struct AbortOnDrop<T>(Option<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 
