@@ -2,7 +2,11 @@
 
 pub mod error;
 pub mod id;
+pub mod storage;
+pub mod time;
 pub mod traverse;
 
 pub use error::DhtError;
 pub use id::{DhtId, Key};
+pub use storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue, TimedStorage};
+pub use time::{DhtTime, ValueWithExpiration, get_dht_time};
