@@ -2,11 +2,13 @@
 
 pub mod error;
 pub mod id;
+pub mod routing;
 pub mod storage;
 pub mod time;
 pub mod traverse;
 
 pub use error::DhtError;
 pub use id::{DhtId, Key};
+pub use routing::{KBucket, RoutingTable};
 pub use storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue, TimedStorage};
 pub use time::{DhtTime, ValueWithExpiration, get_dht_time};

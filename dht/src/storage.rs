@@ -604,4 +604,41 @@ mod tests {
         assert_eq!(d.get(b"a").unwrap().value, b"new");
         assert_eq!(d.get(b"b").unwrap().value, b"fresh");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the order of stores, a key holds its newest unexpired value, and nothing
+        /// expired is ever returned.
+        #[test]
+        fn storage_keeps_the_newest_and_never_returns_expired(
+            ops in proptest::collection::vec((0u8..6, -50i32..500, proptest::bool::ANY), 1..80),
+            maxsize in proptest::option::of(1usize..8),
+        ) {
+            let base = now();
+            let mut s: TimedStorage<u8, u32> = TimedStorage::new(maxsize);
+            let mut newest: HashMap<u8, (DhtTime, u32)> = HashMap::new();
+            for (i, (key, offset, _)) in ops.iter().enumerate() {
+                let exp = base + f64::from(*offset);
+                let stored = s.store(*key, i as u32, exp);
+                let expected = exp >= get_dht_time()
+                    && newest.get(key).is_none_or(|(e, _)| exp > *e);
+                if stored {
+                    newest.insert(*key, (exp, i as u32));
+                }
+                // A store can be refused only for being expired or not newer than what is held.
+                if !stored && expected {
+                    proptest::prop_assert!(s.get(key).is_some_and(|v| v.expiration_time >= exp));
+                }
+            }
+            let t = get_dht_time();
+            for (key, (exp, value)) in &newest {
+                if let Some(v) = s.get(key) {
+                    proptest::prop_assert!(v.expiration_time >= t);
+                    proptest::prop_assert_eq!((v.expiration_time, v.value), (*exp, *value));
+                } else {
+                    proptest::prop_assert!(maxsize.is_some() || *exp < t);
+                }
+            }
+        }
+    }
 }
