@@ -20,6 +20,9 @@ pub enum DhtError {
         /// The limit.
         limit: usize,
     },
+    /// A peer failed a check (reachability, clock skew).
+    #[error("validation failed: {0}")]
+    Validation(String),
     /// An RPC failed.
     #[error(transparent)]
     Rpc(#[from] RpcError),

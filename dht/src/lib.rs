@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod id;
+pub mod protocol;
 pub mod routing;
 pub mod storage;
 pub mod time;
@@ -9,6 +10,7 @@ pub mod traverse;
 
 pub use error::DhtError;
 pub use id::{DhtId, Key};
+pub use protocol::{DhtProtocol, DhtProtocolStub, ProtocolConfig};
 pub use routing::{KBucket, RoutingTable};
 pub use storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue, TimedStorage};
 pub use time::{DhtTime, ValueWithExpiration, get_dht_time};

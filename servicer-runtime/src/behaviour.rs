@@ -75,6 +75,11 @@ impl RpcBehaviour {
         }
     }
 
+    /// The remembered addresses of `peer`.
+    pub(crate) fn addresses_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.addresses.get(peer).cloned().unwrap_or_default()
+    }
+
     pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
         self.connections.contains_key(peer)
     }

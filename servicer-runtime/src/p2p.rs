@@ -194,7 +194,23 @@ impl P2P {
 
     /// Remembers addresses of a peer so that calls to it can dial it.
     pub async fn add_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), RpcError> {
-        self.command(Command::AddAddresses { peer, addrs }).await
+        self.add_peer_addresses(vec![(peer, addrs)]).await
+    }
+
+    /// Remembers addresses of several peers at once (e.g. the peers a DHT lookup returned).
+    pub async fn add_peer_addresses(
+        &self,
+        peers: Vec<(PeerId, Vec<Multiaddr>)>,
+    ) -> Result<(), RpcError> {
+        self.command(Command::AddAddresses { peers }).await
+    }
+
+    /// The addresses this node knows for each of `peers` (learned from dials, identify, or
+    /// [`add_addresses`](Self::add_addresses)), in the same order.
+    pub async fn addresses_of(&self, peers: Vec<PeerId>) -> Result<Vec<Vec<Multiaddr>>, RpcError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::AddressesOf { peers, reply }).await?;
+        rx.await.map_err(|_| RpcError::Shutdown)
     }
 
     /// This node's peer id.

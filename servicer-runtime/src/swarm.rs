@@ -39,8 +39,11 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), RpcError>>,
     },
     AddAddresses {
-        peer: PeerId,
-        addrs: Vec<Multiaddr>,
+        peers: Vec<(PeerId, Vec<Multiaddr>)>,
+    },
+    AddressesOf {
+        peers: Vec<PeerId>,
+        reply: oneshot::Sender<Vec<Vec<Multiaddr>>>,
     },
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
@@ -184,8 +187,14 @@ pub(crate) async fn run(
                         }
                     }
                 }
-                Some(Command::AddAddresses { peer, addrs }) => {
-                    swarm.behaviour_mut().rpc.add_addresses(peer, addrs);
+                Some(Command::AddAddresses { peers }) => {
+                    for (peer, addrs) in peers {
+                        swarm.behaviour_mut().rpc.add_addresses(peer, addrs);
+                    }
+                }
+                Some(Command::AddressesOf { peers, reply }) => {
+                    let rpc = &swarm.behaviour().rpc;
+                    let _ = reply.send(peers.iter().map(|p| rpc.addresses_of(p)).collect());
                 }
                 Some(Command::ConnectedPeers { reply }) => {
                     let _ = reply.send(swarm.connected_peers().copied().collect());

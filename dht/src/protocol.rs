@@ -1,0 +1,728 @@
+//! [`DhtProtocol`]: the DHT's RPCs (`rpc_ping`, `rpc_store`, `rpc_find`) as a `#[servicer]`, and
+//! the `call_*` wrappers that keep the routing table up to date on every success and failure.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use servicer_macros::servicer;
+use servicer_runtime::{Multiaddr, P2P, PeerId, RpcContext};
+use tokio::sync::Semaphore;
+
+use crate::routing::RoutingTable;
+use crate::storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue};
+use crate::time::{DhtTime, MAX_DHT_TIME_DISCREPANCY_SECONDS, ValueWithExpiration, get_dht_time};
+use crate::{DhtError, DhtId};
+
+/// Who sent a message: the sender's node id, or `None` for a client-mode node, which others must
+/// not add to their routing tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The sender's DHT id, if it serves the DHT.
+    pub node_id: Option<DhtId>,
+}
+
+/// `rpc_ping` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingRequest {
+    /// The caller.
+    pub peer: NodeInfo,
+    /// Ask the callee to ping back, to tell whether the caller is reachable.
+    pub validate: bool,
+}
+
+/// `rpc_ping` response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingResponse {
+    /// The callee.
+    pub peer: NodeInfo,
+    /// The callee's clock.
+    pub dht_time: DhtTime,
+    /// With `validate`: whether the callee could reach the caller.
+    pub available: bool,
+}
+
+/// One subkey of a dictionary value on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DictEntry {
+    /// The subkey (msgpack bytes).
+    pub subkey: Vec<u8>,
+    /// The value (msgpack bytes).
+    pub value: Vec<u8>,
+    /// When this subkey expires.
+    pub expiration_time: DhtTime,
+}
+
+/// What one store item writes (hivemind's marker subkeys, as an enum).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StoreValue {
+    /// A regular value.
+    Regular(Vec<u8>),
+    /// One subkey of a dictionary value.
+    Subkey {
+        /// The subkey (msgpack bytes).
+        subkey: Vec<u8>,
+        /// The value (msgpack bytes).
+        value: Vec<u8>,
+    },
+    /// A whole dictionary value.
+    Dictionary(Vec<DictEntry>),
+}
+
+/// One item of a bulk store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreItem {
+    /// The key's id.
+    pub key: DhtId,
+    /// What to write.
+    pub value: StoreValue,
+    /// When it expires.
+    pub expiration_time: DhtTime,
+    /// Write to the cache instead of the storage.
+    pub in_cache: bool,
+}
+
+/// `rpc_store` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreRequest {
+    /// The caller.
+    pub peer: NodeInfo,
+    /// The items to store.
+    pub items: Vec<StoreItem>,
+}
+
+/// `rpc_store` response: one result per item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreResponse {
+    /// The callee.
+    pub peer: NodeInfo,
+    /// Whether each item was stored.
+    pub store_ok: Vec<bool>,
+}
+
+/// `rpc_find` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FindRequest {
+    /// The caller.
+    pub peer: NodeInfo,
+    /// The key ids to look up.
+    pub keys: Vec<DhtId>,
+}
+
+/// What a node holds under a key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FoundValue {
+    /// Nothing.
+    NotFound,
+    /// A regular value.
+    Regular {
+        /// The value (msgpack bytes).
+        value: Vec<u8>,
+        /// When it expires.
+        expiration_time: DhtTime,
+    },
+    /// A dictionary value.
+    Dictionary {
+        /// Its subkeys.
+        entries: Vec<DictEntry>,
+        /// The dictionary's own expiration (its latest subkey's).
+        expiration_time: DhtTime,
+    },
+}
+
+/// A peer as a find result names it: enough to dial it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// Its DHT id.
+    pub node_id: DhtId,
+    /// Its libp2p peer id (bytes).
+    pub peer_id: Vec<u8>,
+    /// Addresses it can be reached at (multiaddr bytes).
+    pub addrs: Vec<Vec<u8>>,
+}
+
+/// The answer for one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindResult {
+    /// The value, if the callee has one.
+    pub value: FoundValue,
+    /// The callee's nearest nodes to the key.
+    pub nearest: Vec<PeerRecord>,
+}
+
+/// `rpc_find` response: one result per key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FindResponse {
+    /// The callee.
+    pub peer: NodeInfo,
+    /// Results, in the order of the request's keys.
+    pub results: Vec<FindResult>,
+}
+
+/// What `call_find` learned about one key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindOutcome {
+    /// The value with its expiration, if the peer had one.
+    pub value: Option<ValueWithExpiration<StoredValue>>,
+    /// The peer's nearest nodes to the key, nearest first.
+    pub nearest: Vec<(DhtId, PeerId)>,
+}
+
+/// Parameters of a [`DhtProtocol`].
+#[derive(Debug, Clone)]
+pub struct ProtocolConfig {
+    /// Nodes per k-bucket (hivemind default 20).
+    pub bucket_size: usize,
+    /// Buckets far from the node split only every `depth_modulo` levels (default 5).
+    pub depth_modulo: u32,
+    /// How many nearest nodes a value is replicated to (default 5).
+    pub num_replicas: usize,
+    /// Deadline of each RPC (default 3 s).
+    pub wait_timeout: Duration,
+    /// At most this many RPCs in flight (default: no limit).
+    pub parallel_rpc: Option<usize>,
+    /// At most this many keys in the cache (default: no limit).
+    pub cache_size: Option<usize>,
+    /// Serve no RPCs and stay out of others' routing tables.
+    pub client_mode: bool,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        ProtocolConfig {
+            bucket_size: 20,
+            depth_modulo: 5,
+            num_replicas: 5,
+            wait_timeout: Duration::from_secs(3),
+            parallel_rpc: None,
+            cache_size: None,
+            client_mode: false,
+        }
+    }
+}
+
+/// The mutable state: routing table, storage and cache.
+pub struct ProtocolState {
+    /// Known nodes.
+    pub routing_table: RoutingTable,
+    /// Values this node is responsible for.
+    pub storage: DhtLocalStorage,
+    /// Values cached from lookups.
+    pub cache: DhtLocalStorage,
+}
+
+struct Inner {
+    p2p: P2P,
+    node_id: DhtId,
+    config: ProtocolConfig,
+    state: Mutex<ProtocolState>,
+    rpc_slots: Option<Semaphore>,
+}
+
+/// The DHT's RPC layer: serves `rpc_ping`, `rpc_store` and `rpc_find` and calls them on others.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct DhtProtocol {
+    inner: Arc<Inner>,
+}
+
+#[servicer]
+impl DhtProtocol {
+    /// Answers with this node's id and clock; with `validate`, pings the caller back to tell it
+    /// whether it is reachable.
+    async fn rpc_ping(
+        &self,
+        request: PingRequest,
+        ctx: RpcContext,
+    ) -> Result<PingResponse, DhtError> {
+        let mut available = false;
+        if let Some(sender_id) = request.peer.node_id {
+            if request.validate {
+                available = self
+                    .call_ping(ctx.remote_peer(), false, false)
+                    .await
+                    .ok()
+                    .flatten()
+                    == Some(sender_id);
+            }
+            self.update_routing_table(
+                Some(sender_id),
+                ctx.remote_peer(),
+                available || !request.validate,
+            );
+        }
+        Ok(PingResponse {
+            peer: self.node_info(),
+            dht_time: get_dht_time(),
+            available,
+        })
+    }
+
+    /// Stores every item it can; a result per item.
+    async fn rpc_store(
+        &self,
+        request: StoreRequest,
+        ctx: RpcContext,
+    ) -> Result<StoreResponse, DhtError> {
+        self.update_routing_table(request.peer.node_id, ctx.remote_peer(), true);
+        let mut state = self.state();
+        let store_ok = request
+            .items
+            .into_iter()
+            .map(|item| {
+                let target = if item.in_cache {
+                    &mut state.cache
+                } else {
+                    &mut state.storage
+                };
+                match item.value {
+                    StoreValue::Regular(value) => {
+                        target.store(item.key, value, item.expiration_time, None)
+                    }
+                    StoreValue::Subkey { subkey, value } => {
+                        target.store_subkey(item.key, subkey, value, item.expiration_time)
+                    }
+                    StoreValue::Dictionary(entries) => {
+                        let mut dict = dictionary(entries, item.expiration_time);
+                        target.store_dictionary(item.key, &mut dict)
+                    }
+                }
+            })
+            .collect();
+        Ok(StoreResponse {
+            peer: self.node_info(),
+            store_ok,
+        })
+    }
+
+    /// For each key: the newest of what storage and cache hold, and the nearest known nodes.
+    async fn rpc_find(
+        &self,
+        request: FindRequest,
+        ctx: RpcContext,
+    ) -> Result<FindResponse, DhtError> {
+        self.update_routing_table(request.peer.node_id, ctx.remote_peer(), true);
+        let (values, nearest): (Vec<FoundValue>, Vec<Vec<(DhtId, PeerId)>>) = {
+            let mut state = self.state();
+            request
+                .keys
+                .iter()
+                .map(|key| {
+                    let ProtocolState {
+                        routing_table,
+                        storage,
+                        cache,
+                    } = &mut *state;
+                    let stored = newest(storage.get(key), cache.get(key));
+                    let nearest = routing_table.get_nearest_neighbors(
+                        key,
+                        self.inner.config.bucket_size,
+                        request.peer.node_id.as_ref(),
+                    );
+                    (found_value(stored), nearest)
+                })
+                .unzip()
+        };
+        let mut peers: Vec<PeerId> = nearest.iter().flatten().map(|(_, p)| *p).collect();
+        peers.sort();
+        peers.dedup();
+        let addrs: HashMap<PeerId, Vec<Vec<u8>>> =
+            match self.inner.p2p.addresses_of(peers.clone()).await {
+                Ok(found) => peers
+                    .into_iter()
+                    .zip(found)
+                    .map(|(p, a)| (p, a.into_iter().map(|m| m.to_vec()).collect()))
+                    .collect(),
+                Err(_) => HashMap::new(),
+            };
+        let results = values
+            .into_iter()
+            .zip(nearest)
+            .map(|(value, nearest)| FindResult {
+                value,
+                nearest: nearest
+                    .into_iter()
+                    .map(|(node_id, peer)| PeerRecord {
+                        node_id,
+                        peer_id: peer.to_bytes(),
+                        addrs: addrs.get(&peer).cloned().unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(FindResponse {
+            peer: self.node_info(),
+            results,
+        })
+    }
+}
+
+fn dictionary(entries: Vec<DictEntry>, expiration_time: DhtTime) -> DictionaryDhtValue {
+    DictionaryDhtValue::from_snapshot(
+        entries.into_iter().map(|e| {
+            (
+                e.subkey,
+                ValueWithExpiration::new(e.value, e.expiration_time),
+            )
+        }),
+        expiration_time,
+    )
+}
+
+fn newest(
+    a: Option<&ValueWithExpiration<StoredValue>>,
+    b: Option<&ValueWithExpiration<StoredValue>>,
+) -> Option<ValueWithExpiration<StoredValue>> {
+    match (a, b) {
+        (Some(a), Some(b)) if b.expiration_time > a.expiration_time => Some(b.clone()),
+        (Some(a), _) => Some(a.clone()),
+        (None, b) => b.cloned(),
+    }
+}
+
+fn found_value(stored: Option<ValueWithExpiration<StoredValue>>) -> FoundValue {
+    match stored {
+        None => FoundValue::NotFound,
+        Some(ValueWithExpiration {
+            value: StoredValue::Regular(value),
+            expiration_time,
+        }) => FoundValue::Regular {
+            value,
+            expiration_time,
+        },
+        Some(ValueWithExpiration {
+            value: StoredValue::Dictionary(mut dict),
+            expiration_time,
+        }) => FoundValue::Dictionary {
+            entries: dict
+                .snapshot()
+                .into_iter()
+                .map(|(subkey, v)| DictEntry {
+                    subkey,
+                    value: v.value,
+                    expiration_time: v.expiration_time,
+                })
+                .collect(),
+            expiration_time,
+        },
+    }
+}
+
+impl DhtProtocol {
+    /// Creates the protocol on `p2p` and, unless in client mode, serves its handlers there.
+    pub fn create(
+        p2p: &P2P,
+        node_id: DhtId,
+        config: ProtocolConfig,
+    ) -> Result<DhtProtocol, DhtError> {
+        let state = ProtocolState {
+            routing_table: RoutingTable::new(node_id, config.bucket_size, config.depth_modulo),
+            storage: DhtLocalStorage::new(None),
+            cache: DhtLocalStorage::new(config.cache_size),
+        };
+        let protocol = DhtProtocol {
+            inner: Arc::new(Inner {
+                p2p: p2p.clone(),
+                node_id,
+                rpc_slots: config.parallel_rpc.map(Semaphore::new),
+                config,
+                state: Mutex::new(state),
+            }),
+        };
+        if !protocol.inner.config.client_mode {
+            Arc::new(protocol.clone()).add_p2p_handlers(p2p, None)?;
+        }
+        Ok(protocol)
+    }
+
+    /// Stops serving the handlers (a no-op in client mode).
+    pub fn shutdown(&self) -> Result<(), DhtError> {
+        if !self.inner.config.client_mode {
+            DhtProtocol::remove_p2p_handlers(&self.inner.p2p, None)?;
+        }
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> DhtId {
+        self.inner.node_id
+    }
+
+    /// The node the protocol runs on.
+    pub fn p2p(&self) -> &P2P {
+        &self.inner.p2p
+    }
+
+    /// The protocol's parameters.
+    pub fn config(&self) -> &ProtocolConfig {
+        &self.inner.config
+    }
+
+    /// Locks the routing table, storage and cache. Keep the guard short: never across an await.
+    pub fn state(&self) -> MutexGuard<'_, ProtocolState> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            node_id: (!self.inner.config.client_mode).then_some(self.inner.node_id),
+        }
+    }
+
+    fn stub(&self, peer: PeerId) -> DhtProtocolStub {
+        DhtProtocol::get_stub(&self.inner.p2p, peer).with_deadline(self.inner.config.wait_timeout)
+    }
+
+    async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        match &self.inner.rpc_slots {
+            Some(slots) => slots.acquire().await.ok(),
+            None => None,
+        }
+    }
+
+    /// Pings `peer`; returns its DHT id if it answered as a DHT node. With `validate`, also checks
+    /// that it can reach this node and that the clocks agree within 3 s: a failed check is an
+    /// error with `strict`, a warning otherwise.
+    pub async fn call_ping(
+        &self,
+        peer: PeerId,
+        validate: bool,
+        strict: bool,
+    ) -> Result<Option<DhtId>, DhtError> {
+        let requested = get_dht_time();
+        let response = {
+            let _slot = self.slot().await;
+            self.stub(peer)
+                .rpc_ping(PingRequest {
+                    peer: self.node_info(),
+                    validate,
+                })
+                .await
+        };
+        let responded_at = get_dht_time();
+        let response = match response {
+            Ok(response) => response,
+            Err(err) => {
+                tracing::debug!(%peer, %err, "ping failed");
+                self.update_routing_table(self.inner.state_id_of(&peer), peer, false);
+                return Ok(None);
+            }
+        };
+        let peer_id = response.peer.node_id;
+        if validate && peer_id.is_some() {
+            let problem = if !self.inner.config.client_mode && !response.available {
+                Some(format!(
+                    "peer {peer} can't reach this node: it may be behind a firewall"
+                ))
+            } else if response.dht_time != 0.0
+                && (response.dht_time < requested - MAX_DHT_TIME_DISCREPANCY_SECONDS
+                    || response.dht_time > responded_at + MAX_DHT_TIME_DISCREPANCY_SECONDS)
+            {
+                Some(format!(
+                    "local time must be within {MAX_DHT_TIME_DISCREPANCY_SECONDS} s of others (peer {peer} has {:.3}, local {requested:.3}..{responded_at:.3})",
+                    response.dht_time
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                if strict {
+                    return Err(DhtError::Validation(problem));
+                }
+                tracing::warn!("{problem}");
+            }
+        }
+        self.update_routing_table(peer_id, peer, peer_id.is_some());
+        Ok(peer_id)
+    }
+
+    /// Stores items on `peer`; a result per item, or `None` if the peer did not answer.
+    pub async fn call_store(&self, peer: PeerId, items: Vec<StoreItem>) -> Option<Vec<bool>> {
+        let response = {
+            let _slot = self.slot().await;
+            self.stub(peer)
+                .rpc_store(StoreRequest {
+                    peer: self.node_info(),
+                    items,
+                })
+                .await
+        };
+        match response {
+            Ok(response) => {
+                self.update_routing_table(response.peer.node_id, peer, true);
+                Some(response.store_ok)
+            }
+            Err(err) => {
+                tracing::debug!(%peer, %err, "store failed");
+                self.update_routing_table(self.inner.state_id_of(&peer), peer, false);
+                None
+            }
+        }
+    }
+
+    /// Looks keys up on `peer`: per key, its value (if any) and its nearest nodes; `None` if the
+    /// peer did not answer. The addresses of the nodes it names are remembered for later dials.
+    pub async fn call_find(
+        &self,
+        peer: PeerId,
+        keys: Vec<DhtId>,
+    ) -> Option<HashMap<DhtId, FindOutcome>> {
+        let response = {
+            let _slot = self.slot().await;
+            self.stub(peer)
+                .rpc_find(FindRequest {
+                    peer: self.node_info(),
+                    keys: keys.clone(),
+                })
+                .await
+        };
+        let response = match response {
+            Ok(response) if response.results.len() == keys.len() => response,
+            Ok(_) => {
+                tracing::debug!(%peer, "find answered with the wrong number of results");
+                return None;
+            }
+            Err(err) => {
+                tracing::debug!(%peer, %err, "find failed");
+                self.update_routing_table(self.inner.state_id_of(&peer), peer, false);
+                return None;
+            }
+        };
+        self.update_routing_table(response.peer.node_id, peer, true);
+        let mut addresses = Vec::new();
+        let outcomes = keys
+            .into_iter()
+            .zip(response.results)
+            .map(|(key, result)| {
+                let nearest = result
+                    .nearest
+                    .into_iter()
+                    .filter_map(|record| {
+                        let peer = PeerId::from_bytes(&record.peer_id).ok()?;
+                        let addrs: Vec<Multiaddr> = record
+                            .addrs
+                            .into_iter()
+                            .filter_map(|a| Multiaddr::try_from(a).ok())
+                            .collect();
+                        if !addrs.is_empty() {
+                            addresses.push((peer, addrs));
+                        }
+                        Some((record.node_id, peer))
+                    })
+                    .collect();
+                let value = match result.value {
+                    FoundValue::NotFound => None,
+                    FoundValue::Regular {
+                        value,
+                        expiration_time,
+                    } => Some(ValueWithExpiration::new(
+                        StoredValue::Regular(value),
+                        expiration_time,
+                    )),
+                    FoundValue::Dictionary {
+                        entries,
+                        expiration_time,
+                    } => Some(ValueWithExpiration::new(
+                        StoredValue::Dictionary(dictionary(entries, expiration_time)),
+                        expiration_time,
+                    )),
+                };
+                (key, FindOutcome { value, nearest })
+            })
+            .collect();
+        if !addresses.is_empty() {
+            let _ = self.inner.p2p.add_peer_addresses(addresses).await;
+        }
+        Some(outcomes)
+    }
+
+    /// Records that `peer` (with DHT id `node_id`, if it serves the DHT) answered or not. A new
+    /// node gets the stored values it should replicate; a full bucket pings its stalest node; a
+    /// node that did not answer is removed.
+    pub fn update_routing_table(&self, node_id: Option<DhtId>, peer: PeerId, responded: bool) {
+        let Some(node_id) = node_id else { return };
+        if node_id == self.inner.node_id {
+            return;
+        }
+        let mut state = self.state();
+        if !responded {
+            state.routing_table.remove(&node_id);
+            return;
+        }
+        let to_replicate = if state.routing_table.contains(&node_id) {
+            Vec::new()
+        } else {
+            self.values_for_new_node(&mut state, node_id)
+        };
+        let to_ping = state.routing_table.add_or_update_node(node_id, peer);
+        drop(state);
+        if !to_replicate.is_empty() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.call_store(peer, to_replicate).await;
+            });
+        }
+        if let Some((_, stale_peer)) = to_ping {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _ = me.call_ping(stale_peer, false, false).await;
+            });
+        }
+    }
+
+    /// hivemind's replication rule: send a stored value to a newly met node if it is among the
+    /// `num_replicas` nearest to the key while this node is nearer than all of them (or there
+    /// are none).
+    fn values_for_new_node(&self, state: &mut ProtocolState, new_id: DhtId) -> Vec<StoreItem> {
+        let ProtocolState {
+            routing_table,
+            storage,
+            ..
+        } = state;
+        let replicas = self.inner.config.num_replicas;
+        let own = self.inner.node_id;
+        storage
+            .items()
+            .filter(|(key, _)| {
+                let neighbors = routing_table.get_nearest_neighbors(key, replicas, Some(&own));
+                let (Some(nearest), Some(farthest)) = (neighbors.first(), neighbors.last()) else {
+                    return true;
+                };
+                let new_distance = key.xor_distance(&new_id);
+                new_distance < key.xor_distance(&farthest.0)
+                    && key.xor_distance(&own) < key.xor_distance(&nearest.0)
+            })
+            .map(|(key, stored)| StoreItem {
+                key: *key,
+                value: match &stored.value {
+                    StoredValue::Regular(v) => StoreValue::Regular(v.clone()),
+                    StoredValue::Dictionary(d) => StoreValue::Dictionary(
+                        d.clone()
+                            .snapshot()
+                            .into_iter()
+                            .map(|(subkey, v)| DictEntry {
+                                subkey,
+                                value: v.value,
+                                expiration_time: v.expiration_time,
+                            })
+                            .collect(),
+                    ),
+                },
+                expiration_time: stored.expiration_time,
+                in_cache: false,
+            })
+            .collect()
+    }
+}
+
+impl Inner {
+    /// The DHT id the routing table knows for `peer`.
+    fn state_id_of(&self, peer: &PeerId) -> Option<DhtId> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .routing_table
+            .get_id(peer)
+    }
+}
