@@ -7,6 +7,7 @@ pub mod routing;
 pub mod storage;
 pub mod time;
 pub mod traverse;
+pub mod value;
 
 pub use error::DhtError;
 pub use id::{DhtId, Key};
@@ -14,3 +15,4 @@ pub use protocol::{DhtProtocol, DhtProtocolStub, ProtocolConfig};
 pub use routing::{KBucket, RoutingTable};
 pub use storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue, TimedStorage};
 pub use time::{DhtTime, ValueWithExpiration, get_dht_time};
+pub use value::{decode_value, encode_value};
