@@ -23,6 +23,9 @@ pub enum DhtError {
     /// A peer failed a check (reachability, clock skew).
     #[error("validation failed: {0}")]
     Validation(String),
+    /// No initial peer answered.
+    #[error("{0}")]
+    Bootstrap(String),
     /// An RPC failed.
     #[error(transparent)]
     Rpc(#[from] RpcError),

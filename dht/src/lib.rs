@@ -1,7 +1,9 @@
 //! A Kademlia DHT with hivemind's semantics, built on `#[servicer]` stubs.
 
+pub mod blacklist;
 pub mod error;
 pub mod id;
+pub mod node;
 pub mod protocol;
 pub mod routing;
 pub mod storage;
@@ -11,6 +13,7 @@ pub mod value;
 
 pub use error::DhtError;
 pub use id::{DhtId, Key};
+pub use node::{DhtConfig, DhtNode, DhtValue, StoreRequestItem};
 pub use protocol::{DhtProtocol, DhtProtocolStub, ProtocolConfig};
 pub use routing::{KBucket, RoutingTable};
 pub use storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue, TimedStorage};

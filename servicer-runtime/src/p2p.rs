@@ -347,10 +347,17 @@ impl P2P {
 
 /// The peer id at the end of a `/p2p/` multiaddr.
 fn peer_of(addr: &Multiaddr) -> Result<PeerId, RpcError> {
-    match addr.iter().last() {
-        Some(Protocol::P2p(peer)) => Ok(peer),
-        _ => Err(RpcError::Setup(format!(
+    multiaddr_peer_id(addr).ok_or_else(|| {
+        RpcError::Setup(format!(
             "{addr} does not end in /p2p/<peer id>; use another node's visible_maddrs()"
-        ))),
+        ))
+    })
+}
+
+/// The peer id at the end of a `/p2p/` multiaddr, if there is one.
+pub fn multiaddr_peer_id(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => Some(peer),
+        _ => None,
     }
 }

@@ -1,0 +1,940 @@
+//! [`DhtNode`]: bootstrap, beam-search lookups, replicated stores, gets with caching.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use servicer_runtime::multiaddr_peer_id;
+use servicer_runtime::{Multiaddr, P2P, P2PConfig, PeerId};
+use tokio::task::JoinHandle;
+
+use crate::blacklist::Blacklist;
+use crate::protocol::{FindOutcome, ProtocolConfig, StoreItem, StoreValue};
+use crate::storage::StoredValue;
+use crate::time::{DhtTime, ValueWithExpiration, get_dht_time};
+use crate::traverse::{Answer, Keyspace, TraverseConfig, traverse};
+use crate::{DhtError, DhtId, DhtProtocol, Key, decode_value, encode_value};
+
+/// How a [`DhtNode`] is created; the defaults are hivemind's.
+#[derive(Debug, Clone)]
+pub struct DhtConfig {
+    /// The P2P node to create (listen addresses, identity, ...). Its initial peers are set from
+    /// [`initial_peers`](Self::initial_peers).
+    pub p2p: P2PConfig,
+    /// This node's id. Default: random.
+    pub node_id: Option<DhtId>,
+    /// Peers to bootstrap from, as full `/p2p/` multiaddrs.
+    pub initial_peers: Vec<Multiaddr>,
+    /// Nodes per k-bucket, results per find, default beam size. Default 20.
+    pub bucket_size: usize,
+    /// Nodes each value is stored on. Default 5.
+    pub num_replicas: usize,
+    /// Bucket splitting parameter. Default 5.
+    pub depth_modulo: u32,
+    /// At most this many RPCs in flight. Default: unlimited.
+    pub parallel_rpc: Option<usize>,
+    /// Deadline of each RPC. Default 3 s.
+    pub wait_timeout: Duration,
+    /// Period of the refresh of buckets not updated for that long. Default: off.
+    pub refresh_timeout: Option<Duration>,
+    /// How long bootstrap waits for initial peers. Default: `wait_timeout`.
+    pub bootstrap_timeout: Option<Duration>,
+    /// Cache values this node looked up. Default true.
+    pub cache_locally: bool,
+    /// Also store looked-up values in the cache of this many nodes near the key. Default 1.
+    pub cache_nearest: usize,
+    /// At most this many keys in the cache. Default: unlimited.
+    pub cache_size: Option<usize>,
+    /// Cache values this node stored. Default true.
+    pub cache_on_store: bool,
+    /// Concurrent gets of one key share one search. Default true.
+    pub reuse_get_requests: bool,
+    /// Concurrent requests of one lookup. Default 4.
+    pub num_workers: usize,
+    /// At most this many keys per find request of a get. Default 16.
+    pub chunk_size: usize,
+    /// Ban for peers that fail a find; 0 disables. Default 5 s.
+    pub blacklist_time: Duration,
+    /// Each further failure multiplies the ban. Default 2.
+    pub backoff_rate: f64,
+    /// Serve nothing and stay out of others' tables. Default false.
+    pub client_mode: bool,
+    /// Fail `create` when no initial peer answers. Default true.
+    pub ensure_bootstrap_success: bool,
+    /// Fail `create` when an initial peer fails validation (reachability, clock). Default true.
+    pub strict: bool,
+    /// The largest value `get` decodes. Default 4 MiB.
+    pub max_value_size: usize,
+}
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        DhtConfig {
+            p2p: P2PConfig::default(),
+            node_id: None,
+            initial_peers: Vec::new(),
+            bucket_size: 20,
+            num_replicas: 5,
+            depth_modulo: 5,
+            parallel_rpc: None,
+            wait_timeout: Duration::from_secs(3),
+            refresh_timeout: None,
+            bootstrap_timeout: None,
+            cache_locally: true,
+            cache_nearest: 1,
+            cache_size: None,
+            cache_on_store: true,
+            reuse_get_requests: true,
+            num_workers: 4,
+            chunk_size: 16,
+            blacklist_time: Duration::from_secs(5),
+            backoff_rate: 2.0,
+            client_mode: false,
+            ensure_bootstrap_success: true,
+            strict: true,
+            max_value_size: servicer_runtime::DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+}
+
+impl DhtConfig {
+    /// Bootstrap from these peers.
+    pub fn with_initial_peers(mut self, peers: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.initial_peers = peers.into_iter().collect();
+        self
+    }
+
+    /// Create the P2P node from this configuration.
+    pub fn with_p2p(mut self, p2p: P2PConfig) -> Self {
+        self.p2p = p2p;
+        self
+    }
+
+    /// Run as a client: no handlers, not in anyone's routing table.
+    pub fn with_client_mode(mut self, client_mode: bool) -> Self {
+        self.client_mode = client_mode;
+        self
+    }
+}
+
+/// A value as `get` returns it: one value, or a dictionary of subkeys (msgpack bytes) to values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DhtValue<V> {
+    /// A regular value.
+    Regular(V),
+    /// A dictionary value: subkey (msgpack bytes, see [`Key::to_msgpack`]) to value.
+    Dictionary(HashMap<Vec<u8>, ValueWithExpiration<V>>),
+}
+
+/// The best value a get has seen so far for one key.
+#[derive(Default)]
+struct SearchState {
+    found: Option<ValueWithExpiration<StoredValue>>,
+    /// Who supplied the newest value (`None`: this node).
+    source: Option<Option<PeerId>>,
+    sufficient: DhtTime,
+}
+
+impl SearchState {
+    fn best(&self) -> DhtTime {
+        self.found
+            .as_ref()
+            .map_or(f64::NEG_INFINITY, |f| f.expiration_time)
+    }
+
+    fn finished(&self) -> bool {
+        self.best() >= self.sufficient
+    }
+
+    /// Takes a candidate: dictionaries merge subkey by subkey, otherwise the newer wins. The
+    /// local value is never mutated: candidates are copies (hivemind quirk Q9).
+    fn add(&mut self, candidate: ValueWithExpiration<StoredValue>, source: Option<PeerId>) {
+        let newer = candidate.expiration_time > self.best();
+        match (&mut self.found, candidate) {
+            (
+                Some(ValueWithExpiration {
+                    value: StoredValue::Dictionary(current),
+                    expiration_time,
+                }),
+                ValueWithExpiration {
+                    value: StoredValue::Dictionary(mut incoming),
+                    expiration_time: incoming_exp,
+                },
+            ) => {
+                for (subkey, v) in incoming.snapshot() {
+                    current.store(subkey, v.value, v.expiration_time);
+                }
+                *expiration_time = expiration_time.max(incoming_exp);
+            }
+            (found, candidate) if newer => *found = Some(candidate),
+            _ => {}
+        }
+        if newer {
+            self.source = Some(source);
+        }
+    }
+}
+
+struct NodeInner {
+    p2p: P2P,
+    protocol: DhtProtocol,
+    config: DhtConfig,
+    blacklist: Mutex<Blacklist>,
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A DHT node: the async API (hivemind's `DHTNode`). Cheap to clone.
+#[derive(Clone)]
+pub struct DhtNode {
+    inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for DhtNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DhtNode")
+            .field("node_id", &self.node_id())
+            .field("peer_id", &self.inner.p2p.peer_id())
+            .finish()
+    }
+}
+
+impl DhtNode {
+    /// Starts a node: creates its P2P node, serves the DHT (unless in client mode), pings the
+    /// initial peers and looks up its own neighbourhood.
+    pub async fn create(config: DhtConfig) -> Result<DhtNode, DhtError> {
+        let p2p_config = config
+            .p2p
+            .clone()
+            .with_initial_peers(config.initial_peers.clone());
+        let p2p = P2P::create(p2p_config).await?;
+        match Self::with_p2p(p2p.clone(), config).await {
+            Ok(node) => Ok(node),
+            Err(err) => {
+                p2p.shutdown().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn with_p2p(p2p: P2P, config: DhtConfig) -> Result<DhtNode, DhtError> {
+        let node_id = config.node_id.unwrap_or_else(DhtId::random);
+        let protocol = DhtProtocol::create(
+            &p2p,
+            node_id,
+            ProtocolConfig {
+                bucket_size: config.bucket_size,
+                depth_modulo: config.depth_modulo,
+                num_replicas: config.num_replicas,
+                wait_timeout: config.wait_timeout,
+                parallel_rpc: config.parallel_rpc,
+                cache_size: config.cache_size,
+                client_mode: config.client_mode,
+            },
+        )?;
+        let node = DhtNode {
+            inner: Arc::new(NodeInner {
+                p2p,
+                protocol,
+                blacklist: Mutex::new(Blacklist::new(config.blacklist_time, config.backoff_rate)),
+                background: Mutex::new(Vec::new()),
+                config,
+            }),
+        };
+        node.bootstrap().await?;
+        if let Some(period) = node.inner.config.refresh_timeout {
+            let weak = Arc::downgrade(&node.inner);
+            let task = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    DhtNode { inner }.refresh_routing_table(period).await;
+                }
+            });
+            node.lock_background().push(task);
+        }
+        Ok(node)
+    }
+
+    async fn bootstrap(&self) -> Result<(), DhtError> {
+        let config = &self.inner.config;
+        let peers: Vec<PeerId> = config
+            .initial_peers
+            .iter()
+            .filter_map(multiaddr_peer_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if peers.is_empty() {
+            return Ok(());
+        }
+        let timeout = config.bootstrap_timeout.unwrap_or(config.wait_timeout);
+        let started = tokio::time::Instant::now();
+        let validate = config.ensure_bootstrap_success;
+        let mut pings: FuturesUnordered<_> = peers
+            .iter()
+            .map(|peer| {
+                self.inner
+                    .protocol
+                    .call_ping(*peer, validate, config.strict)
+            })
+            .collect();
+        let mut answered = 0;
+        let mut first_error = None;
+        // Wait for the first answer, then for the others until the bootstrap timeout.
+        while let Some(result) = if answered == 0 {
+            pings.next().await
+        } else {
+            tokio::time::timeout_at(started + timeout, pings.next())
+                .await
+                .ok()
+                .flatten()
+        } {
+            match result {
+                Ok(Some(_)) => answered += 1,
+                Ok(None) => {}
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        drop(pings);
+        if let Some(err) = first_error.filter(|_| config.strict) {
+            return Err(err);
+        }
+        if answered == 0 {
+            let message = "DhtNode bootstrap failed: none of the initial peers responded to a ping \
+                           (set ensure_bootstrap_success = false to ignore)";
+            if config.ensure_bootstrap_success {
+                return Err(DhtError::Bootstrap(message.into()));
+            }
+            tracing::warn!("{message}");
+        }
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let own = self.node_id();
+        let _ = tokio::time::timeout(remaining.max(config.wait_timeout), async {
+            self.find_nearest_nodes(&[own], None, false).await
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Looks up buckets nobody updated for `period`, with a random id in each.
+    async fn refresh_routing_table(&self, period: Duration) {
+        let stale: Vec<DhtId> = {
+            let state = self.inner.protocol.state();
+            let now = get_dht_time();
+            state
+                .routing_table
+                .buckets()
+                .iter()
+                .filter(|b| b.last_updated() < now - period.as_secs_f64())
+                .map(|b| random_in_bucket(b.lower(), b.depth()))
+                .collect()
+        };
+        // hivemind passes a bare id here and the task dies (quirk Q6): look each one up.
+        for id in stale {
+            self.find_nearest_nodes(&[id], None, false).await;
+        }
+    }
+
+    /// This node's DHT id.
+    pub fn node_id(&self) -> DhtId {
+        self.inner.protocol.node_id()
+    }
+
+    /// The P2P node underneath.
+    pub fn p2p(&self) -> &P2P {
+        &self.inner.p2p
+    }
+
+    /// The RPC layer, with the routing table, storage and cache.
+    pub fn protocol(&self) -> &DhtProtocol {
+        &self.inner.protocol
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DhtConfig {
+        &self.inner.config
+    }
+
+    fn lock_background(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.inner
+            .background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn blacklist(&self) -> std::sync::MutexGuard<'_, Blacklist> {
+        self.inner
+            .blacklist
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `call_find` that skips banned peers, bans peers that fail, and drops banned peers from
+    /// the answer.
+    async fn find_with_blacklist(
+        &self,
+        peer: PeerId,
+        keys: Vec<DhtId>,
+    ) -> Option<HashMap<DhtId, FindOutcome>> {
+        if self.blacklist().contains(&peer) {
+            return None;
+        }
+        let mut response = self.inner.protocol.call_find(peer, keys).await;
+        let mut blacklist = self.blacklist();
+        match &mut response {
+            Some(outcomes) => {
+                blacklist.register_success(&peer);
+                for outcome in outcomes.values_mut() {
+                    outcome.nearest.retain(|(_, p)| !blacklist.contains(p));
+                }
+            }
+            None => blacklist.register_failure(peer),
+        }
+        response
+    }
+
+    /// Nearest known nodes to each query, not banned, as initial nodes of a search.
+    fn initial_nodes(&self, queries: &[DhtId], beam_size: usize) -> HashMap<DhtId, PeerId> {
+        let state = self.inner.protocol.state();
+        let blacklist = self.blacklist();
+        let own = self.node_id();
+        queries
+            .iter()
+            .flat_map(|q| {
+                state
+                    .routing_table
+                    .get_nearest_neighbors(q, beam_size, Some(&own))
+            })
+            .filter(|(_, peer)| !blacklist.contains(peer))
+            .collect()
+    }
+
+    /// The `k_nearest` (default `bucket_size`) nodes nearest to each query, nearest first;
+    /// this node is among them unless `exclude_self`. Nodes that failed to answer are left out
+    /// (hivemind keeps them: quirk Q7).
+    pub async fn find_nearest_nodes(
+        &self,
+        queries: &[DhtId],
+        k_nearest: Option<usize>,
+        exclude_self: bool,
+    ) -> HashMap<DhtId, Vec<(DhtId, PeerId)>> {
+        let k = k_nearest.unwrap_or(self.inner.config.bucket_size);
+        let beam_size = k.max(self.inner.config.bucket_size);
+        let (beams, peers) = self.search_nearest(queries, beam_size).await;
+        let own = self.node_id();
+        let me = self.inner.p2p.peer_id();
+        beams
+            .into_iter()
+            .map(|(query, mut nearest)| {
+                if !exclude_self {
+                    nearest.push(own);
+                    nearest.sort_by_key(|id| id.distance(&query));
+                }
+                let nodes = nearest
+                    .into_iter()
+                    .filter_map(|id| {
+                        if id == own {
+                            (!exclude_self).then_some((id, me))
+                        } else {
+                            peers.get(&id).map(|p| (id, *p))
+                        }
+                    })
+                    .take(k)
+                    .collect();
+                (query, nodes)
+            })
+            .collect()
+    }
+
+    /// Beam search for the nearest live nodes of each query; also returns their peer ids.
+    async fn search_nearest(
+        &self,
+        queries: &[DhtId],
+        beam_size: usize,
+    ) -> (HashMap<DhtId, Vec<DhtId>>, HashMap<DhtId, PeerId>) {
+        let peers = Mutex::new(self.initial_nodes(queries, beam_size));
+        let failed = Mutex::new(HashSet::new());
+        let initial: Vec<DhtId> = lock(&peers).keys().copied().collect();
+        let own = self.node_id();
+        let visited = queries.iter().map(|q| (*q, HashSet::from([own]))).collect();
+        let config = TraverseConfig {
+            beam_size,
+            num_workers: self.inner.config.num_workers,
+            queries_per_call: (queries.len() as f64).sqrt() as usize,
+        };
+        let (mut nearest, _) = traverse(
+            queries,
+            &initial,
+            config,
+            visited,
+            |node, batch| {
+                let peer = lock(&peers).get(&node).copied();
+                let (peers, failed) = (&peers, &failed);
+                async move {
+                    let Some(peer) = peer else {
+                        return HashMap::new();
+                    };
+                    let Some(outcomes) = self.find_with_blacklist(peer, batch).await else {
+                        lock(failed).insert(node);
+                        return HashMap::new();
+                    };
+                    let mut known = lock(peers);
+                    outcomes
+                        .into_iter()
+                        .map(|(query, outcome)| {
+                            known.extend(outcome.nearest.iter().copied());
+                            let neighbors = outcome.nearest.into_iter().map(|(id, _)| id).collect();
+                            (
+                                query,
+                                Answer {
+                                    neighbors,
+                                    stop: false,
+                                },
+                            )
+                        })
+                        .collect()
+                }
+            },
+            |_, _, _| {},
+        )
+        .await;
+        let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+        for beam in nearest.values_mut() {
+            beam.retain(|id| !failed.contains(id));
+        }
+        (
+            nearest,
+            peers.into_inner().unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    /// Stores a typed value under `key` (or under `subkey` of the dictionary at `key`) until
+    /// `expiration_time`, on `num_replicas` nodes nearest to the key. True if any accepted it.
+    pub async fn store<V: Serialize + ?Sized>(
+        &self,
+        key: impl Into<Key>,
+        value: &V,
+        expiration_time: DhtTime,
+        subkey: Option<Key>,
+    ) -> Result<bool, DhtError> {
+        let item = StoreRequestItem {
+            key: key.into(),
+            subkey,
+            value: encode_value(value)?,
+            expiration_time,
+        };
+        Ok(self
+            .store_many(vec![item], false)
+            .await
+            .into_iter()
+            .all(|ok| ok))
+    }
+
+    /// Stores many items; one result per item, in order.
+    pub async fn store_many(&self, items: Vec<StoreRequestItem>, exclude_self: bool) -> Vec<bool> {
+        let mut by_key: HashMap<DhtId, Vec<usize>> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            by_key
+                .entry(DhtId::generate(item.key.clone()))
+                .or_default()
+                .push(i);
+        }
+        let key_ids: Vec<DhtId> = by_key.keys().copied().collect();
+        let beam_size = self
+            .inner
+            .config
+            .bucket_size
+            .max(self.inner.config.num_replicas);
+        let (beams, peers) = self.search_nearest(&key_ids, beam_size).await;
+        let mut results = vec![false; items.len()];
+        let stores = by_key.iter().map(|(key_id, indices)| {
+            let mut candidates: Vec<(DhtId, Option<PeerId>)> = beams
+                .get(key_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| peers.get(id).map(|p| (*id, Some(*p))))
+                .collect();
+            if !exclude_self {
+                candidates.push((self.node_id(), None));
+            }
+            candidates.sort_by_key(|(id, _)| id.distance(key_id));
+            let batch: Vec<(usize, StoreItem)> = indices
+                .iter()
+                .map(|&i| {
+                    let item = &items[i];
+                    let value = match &item.subkey {
+                        Some(subkey) => StoreValue::Subkey {
+                            subkey: subkey.to_msgpack(),
+                            value: item.value.clone(),
+                        },
+                        None => StoreValue::Regular(item.value.clone()),
+                    };
+                    (
+                        i,
+                        StoreItem {
+                            key: *key_id,
+                            value,
+                            expiration_time: item.expiration_time,
+                            in_cache: false,
+                        },
+                    )
+                })
+                .collect();
+            self.store_on_replicas(candidates, batch)
+        });
+        let outcomes: Vec<Vec<(usize, bool)>> = futures::future::join_all(stores).await;
+        for (i, ok) in outcomes.into_iter().flatten() {
+            results[i] = ok;
+        }
+        if self.inner.config.cache_on_store {
+            let mut state = self.inner.protocol.state();
+            for (item, ok) in items.iter().zip(&results) {
+                if !ok {
+                    continue;
+                }
+                let key = DhtId::generate(item.key.clone());
+                let subkey = item.subkey.as_ref().map(Key::to_msgpack);
+                state
+                    .cache
+                    .store(key, item.value.clone(), item.expiration_time, subkey);
+            }
+        }
+        results
+    }
+
+    /// Stores one key's items on the nearest candidates until `num_replicas` answered, trying
+    /// further candidates when one fails. An item is stored if any replica accepted it (hivemind
+    /// keeps the last replica's answer: quirk Q8).
+    async fn store_on_replicas(
+        &self,
+        mut candidates: Vec<(DhtId, Option<PeerId>)>,
+        batch: Vec<(usize, StoreItem)>,
+    ) -> Vec<(usize, bool)> {
+        let replicas = self.inner.config.num_replicas.max(1);
+        let mut accepted = vec![false; batch.len()];
+        let mut successes = 0;
+        candidates.reverse(); // pop() gives the nearest
+        let items: Vec<StoreItem> = batch.iter().map(|(_, item)| item.clone()).collect();
+        let mut pending = FuturesUnordered::new();
+        loop {
+            while successes + pending.len() < replicas {
+                let Some((_, peer)) = candidates.pop() else {
+                    break;
+                };
+                let items = items.clone();
+                pending.push(async move {
+                    match peer {
+                        None => Some(self.store_locally(items)),
+                        Some(peer) => self.inner.protocol.call_store(peer, items).await,
+                    }
+                });
+            }
+            let Some(result) = pending.next().await else {
+                break;
+            };
+            if let Some(oks) = result {
+                successes += 1;
+                for (acc, ok) in accepted.iter_mut().zip(oks) {
+                    *acc |= ok;
+                }
+            }
+            if successes >= replicas && pending.is_empty() {
+                break;
+            }
+        }
+        batch.into_iter().map(|(i, _)| i).zip(accepted).collect()
+    }
+
+    fn store_locally(&self, items: Vec<StoreItem>) -> Vec<bool> {
+        let mut state = self.inner.protocol.state();
+        items
+            .into_iter()
+            .map(|item| match item.value {
+                StoreValue::Regular(v) => {
+                    state.storage.store(item.key, v, item.expiration_time, None)
+                }
+                StoreValue::Subkey { subkey, value } => {
+                    state
+                        .storage
+                        .store_subkey(item.key, subkey, value, item.expiration_time)
+                }
+                StoreValue::Dictionary(_) => false,
+            })
+            .collect()
+    }
+
+    /// Gets the value under `key` and decodes it. With `latest`, searches until no newer value
+    /// can be found; otherwise stops at the first unexpired one.
+    pub async fn get<V: DeserializeOwned>(
+        &self,
+        key: impl Into<Key>,
+        latest: bool,
+    ) -> Result<Option<ValueWithExpiration<DhtValue<V>>>, DhtError> {
+        let id = DhtId::generate(key);
+        let sufficient = if latest {
+            f64::INFINITY
+        } else {
+            get_dht_time()
+        };
+        let found = self
+            .get_many_by_id(&[id], Some(sufficient))
+            .await
+            .remove(&id)
+            .flatten();
+        found.map(|v| self.decode(v)).transpose()
+    }
+
+    fn decode<V: DeserializeOwned>(
+        &self,
+        found: ValueWithExpiration<StoredValue>,
+    ) -> Result<ValueWithExpiration<DhtValue<V>>, DhtError> {
+        let limit = self.inner.config.max_value_size;
+        let value = match found.value {
+            StoredValue::Regular(bytes) => DhtValue::Regular(decode_value(&bytes, limit)?),
+            StoredValue::Dictionary(mut dict) => DhtValue::Dictionary(
+                dict.items()
+                    .map(|(subkey, v)| {
+                        Ok((
+                            subkey.clone(),
+                            ValueWithExpiration::new(
+                                decode_value(&v.value, limit)?,
+                                v.expiration_time,
+                            ),
+                        ))
+                    })
+                    .collect::<Result<_, DhtError>>()?,
+            ),
+        };
+        Ok(ValueWithExpiration::new(value, found.expiration_time))
+    }
+
+    /// Gets raw values by key id: local storage and cache first, then a shared beam search for
+    /// the keys not yet found with an expiration of at least `sufficient_expiration_time`
+    /// (default: now, i.e. any unexpired value).
+    pub async fn get_many_by_id(
+        &self,
+        keys: &[DhtId],
+        sufficient_expiration_time: Option<DhtTime>,
+    ) -> HashMap<DhtId, Option<ValueWithExpiration<StoredValue>>> {
+        let sufficient = sufficient_expiration_time.unwrap_or_else(get_dht_time);
+        let mut searches: HashMap<DhtId, SearchState> = HashMap::new();
+        {
+            let mut state = self.inner.protocol.state();
+            for key in keys {
+                let search = searches.entry(*key).or_insert_with(|| SearchState {
+                    sufficient,
+                    ..SearchState::default()
+                });
+                for local in [
+                    state.storage.get(key).cloned(),
+                    state.cache.get(key).cloned(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    search.add(local, None);
+                }
+            }
+        }
+        let unfinished: Vec<DhtId> = searches
+            .iter()
+            .filter(|(_, s)| !s.finished())
+            .map(|(k, _)| *k)
+            .collect();
+        if !unfinished.is_empty() {
+            let beam_size = self.inner.config.bucket_size;
+            let searches_cell = Mutex::new(&mut searches);
+            let peers = Mutex::new(self.initial_nodes(&unfinished, beam_size));
+            let initial: Vec<DhtId> = lock(&peers).keys().copied().collect();
+            let own = self.node_id();
+            let visited = unfinished
+                .iter()
+                .map(|q| (*q, HashSet::from([own])))
+                .collect();
+            let config = TraverseConfig {
+                beam_size,
+                num_workers: self.inner.config.num_workers,
+                queries_per_call: ((unfinished.len() as f64).sqrt() as usize)
+                    .min(self.inner.config.chunk_size),
+            };
+            let nearest_found = Mutex::new(HashMap::new());
+            traverse(
+                &unfinished,
+                &initial,
+                config,
+                visited,
+                |node, batch| {
+                    let peer = lock(&peers).get(&node).copied();
+                    let (peers, searches) = (&peers, &searches_cell);
+                    async move {
+                        let Some(peer) = peer else {
+                            return HashMap::new();
+                        };
+                        let Some(outcomes) = self.find_with_blacklist(peer, batch).await else {
+                            return HashMap::new();
+                        };
+                        let mut known = lock(peers);
+                        let mut searches = lock(searches);
+                        outcomes
+                            .into_iter()
+                            .map(|(query, outcome)| {
+                                known.extend(outcome.nearest.iter().copied());
+                                let search = searches.entry(query).or_default();
+                                if let Some(value) = outcome.value {
+                                    search.add(value, Some(peer));
+                                }
+                                let neighbors =
+                                    outcome.nearest.into_iter().map(|(id, _)| id).collect();
+                                (
+                                    query,
+                                    Answer {
+                                        neighbors,
+                                        stop: search.finished(),
+                                    },
+                                )
+                            })
+                            .collect()
+                    }
+                },
+                |query, nearest: &[DhtId], _| {
+                    lock(&nearest_found).insert(query, nearest.to_vec());
+                },
+            )
+            .await;
+            let nearest_found = nearest_found
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner());
+            let peers = peers.into_inner().unwrap_or_else(|e| e.into_inner());
+            self.cache_results(&searches, &nearest_found, &peers);
+        }
+        searches.into_iter().map(|(k, s)| (k, s.found)).collect()
+    }
+
+    /// `cache_locally` and `cache_nearest` for values found on other nodes.
+    fn cache_results(
+        &self,
+        searches: &HashMap<DhtId, SearchState>,
+        nearest: &HashMap<DhtId, Vec<DhtId>>,
+        peers: &HashMap<DhtId, PeerId>,
+    ) {
+        let config = &self.inner.config;
+        let mut to_cache_remotely: HashMap<PeerId, Vec<StoreItem>> = HashMap::new();
+        {
+            let mut state = self.inner.protocol.state();
+            for (key, search) in searches {
+                let (Some(found), Some(Some(source))) = (&search.found, &search.source) else {
+                    continue; // nothing found, or found locally
+                };
+                let stored = state.storage.get(key).map(|v| v.expiration_time);
+                let cached = state.cache.get(key).map(|v| v.expiration_time);
+                let newer_than_local = [stored, cached]
+                    .into_iter()
+                    .flatten()
+                    .all(|local| local < found.expiration_time);
+                if !newer_than_local {
+                    continue;
+                }
+                if config.cache_locally {
+                    cache_value(&mut state.cache, *key, found.clone());
+                }
+                let targets = nearest
+                    .get(key)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| peers.get(id))
+                    .filter(|p| *p != source)
+                    .take(config.cache_nearest);
+                for peer in targets {
+                    to_cache_remotely.entry(*peer).or_default().push(StoreItem {
+                        key: *key,
+                        value: store_value(&found.value),
+                        expiration_time: found.expiration_time,
+                        in_cache: true,
+                    });
+                }
+            }
+        }
+        for (peer, items) in to_cache_remotely {
+            let protocol = self.inner.protocol.clone();
+            tokio::spawn(async move {
+                protocol.call_store(peer, items).await;
+            });
+        }
+    }
+
+    /// Stops background work, the handlers and the P2P node.
+    pub async fn shutdown(&self) {
+        for task in self.lock_background().drain(..) {
+            task.abort();
+        }
+        let _ = self.inner.protocol.shutdown();
+        self.inner.p2p.shutdown().await;
+    }
+}
+
+fn cache_value(
+    cache: &mut crate::DhtLocalStorage,
+    key: DhtId,
+    found: ValueWithExpiration<StoredValue>,
+) {
+    match found.value {
+        StoredValue::Regular(v) => {
+            cache.store(key, v, found.expiration_time, None);
+        }
+        StoredValue::Dictionary(mut d) => {
+            cache.store_dictionary(key, &mut d);
+        }
+    }
+}
+
+fn store_value(value: &StoredValue) -> StoreValue {
+    match value {
+        StoredValue::Regular(v) => StoreValue::Regular(v.clone()),
+        StoredValue::Dictionary(d) => StoreValue::Dictionary(
+            d.clone()
+                .snapshot()
+                .into_iter()
+                .map(|(subkey, v)| crate::protocol::DictEntry {
+                    subkey,
+                    value: v.value,
+                    expiration_time: v.expiration_time,
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A uniformly random id in the bucket `[lower, lower + 2^(160 - depth))`.
+fn random_in_bucket(lower: DhtId, depth: u32) -> DhtId {
+    let random = DhtId::random();
+    let mut id = lower;
+    for bit in depth..160 {
+        id = id.with_bit(bit, random.bit(bit));
+    }
+    id
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One item of [`DhtNode::store_many`]: an encoded value under a key, optionally a subkey.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreRequestItem {
+    /// The key.
+    pub key: Key,
+    /// The subkey, for a dictionary value.
+    pub subkey: Option<Key>,
+    /// The msgpack-encoded value (see [`encode_value`]).
+    pub value: Vec<u8>,
+    /// When it expires.
+    pub expiration_time: DhtTime,
+}
