@@ -23,6 +23,9 @@ pub enum DhtError {
     /// A peer failed a check (reachability, clock skew).
     #[error("validation failed: {0}")]
     Validation(String),
+    /// The node is not running (it failed to start, shut down, or its thread died).
+    #[error("DHT node unavailable: {0}")]
+    Stopped(String),
     /// No initial peer answered.
     #[error("{0}")]
     Bootstrap(String),

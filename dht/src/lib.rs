@@ -2,6 +2,7 @@
 
 pub mod blacklist;
 pub mod error;
+pub mod handle;
 pub mod id;
 pub mod node;
 pub mod protocol;
@@ -12,6 +13,7 @@ pub mod traverse;
 pub mod value;
 
 pub use error::DhtError;
+pub use handle::Dht;
 pub use id::{DhtId, Key};
 pub use node::{DhtConfig, DhtNode, DhtValue, StoreRequestItem};
 pub use protocol::{DhtProtocol, DhtProtocolStub, ProtocolConfig};

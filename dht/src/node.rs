@@ -525,17 +525,29 @@ impl DhtNode {
         expiration_time: DhtTime,
         subkey: Option<Key>,
     ) -> Result<bool, DhtError> {
+        Ok(self
+            .store_encoded(key.into(), encode_value(value)?, expiration_time, subkey)
+            .await)
+    }
+
+    /// Stores an already encoded value; see [`store`](Self::store).
+    pub async fn store_encoded(
+        &self,
+        key: Key,
+        value: Vec<u8>,
+        expiration_time: DhtTime,
+        subkey: Option<Key>,
+    ) -> bool {
         let item = StoreRequestItem {
-            key: key.into(),
+            key,
             subkey,
-            value: encode_value(value)?,
+            value,
             expiration_time,
         };
-        Ok(self
-            .store_many(vec![item], false)
+        self.store_many(vec![item], false)
             .await
             .into_iter()
-            .all(|ok| ok))
+            .all(|ok| ok)
     }
 
     /// Stores many items; one result per item, in order.
