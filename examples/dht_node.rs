@@ -42,7 +42,7 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    if !(args.refresh_period > 0.0) {
+    if !args.refresh_period.is_finite() || args.refresh_period <= 0.0 {
         eprintln!("--refresh-period must be a positive number of seconds");
         std::process::exit(2);
     }
