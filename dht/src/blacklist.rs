@@ -33,6 +33,16 @@ impl Blacklist {
             .is_some_and(|until| Instant::now() < *until)
     }
 
+    /// The peers banned now.
+    pub fn banned(&self) -> Vec<PeerId> {
+        let now = Instant::now();
+        self.banned_until
+            .iter()
+            .filter(|(_, until)| now < **until)
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+
     /// Bans `peer` unless it is banned already.
     pub fn register_failure(&mut self, peer: PeerId) {
         if self.contains(&peer) || self.base_time.is_zero() {

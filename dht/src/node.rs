@@ -370,6 +370,11 @@ impl DhtNode {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Peers banned now for failing to answer a find.
+    pub fn banned_peers(&self) -> Vec<PeerId> {
+        self.blacklist().banned()
+    }
+
     fn blacklist(&self) -> std::sync::MutexGuard<'_, Blacklist> {
         self.inner
             .blacklist

@@ -17,10 +17,13 @@ use crate::{DhtError, DhtId};
 
 /// Who sent a message: the sender's node id, or `None` for a client-mode node, which others must
 /// not add to their routing tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// The sender's DHT id, if it serves the DHT.
     pub node_id: Option<DhtId>,
+    /// Where the sender can be dialled (multiaddr bytes), so that the receiver can hand it out in
+    /// find results without waiting for libp2p's identify exchange.
+    pub addrs: Vec<Vec<u8>>,
 }
 
 /// `rpc_ping` request.
@@ -160,6 +163,9 @@ pub struct FindResponse {
     pub results: Vec<FindResult>,
 }
 
+/// At most this many addresses of one node are taken from a message.
+const MAX_ADDRS_PER_NODE: usize = 8;
+
 /// What `call_find` learned about one key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindOutcome {
@@ -236,6 +242,8 @@ impl DhtProtocol {
         request: PingRequest,
         ctx: RpcContext,
     ) -> Result<PingResponse, DhtError> {
+        self.remember_addresses(ctx.remote_peer(), &request.peer)
+            .await;
         let mut available = false;
         if let Some(sender_id) = request.peer.node_id {
             if request.validate {
@@ -265,6 +273,8 @@ impl DhtProtocol {
         request: StoreRequest,
         ctx: RpcContext,
     ) -> Result<StoreResponse, DhtError> {
+        self.remember_addresses(ctx.remote_peer(), &request.peer)
+            .await;
         self.update_routing_table(request.peer.node_id, ctx.remote_peer(), true);
         let mut state = self.state();
         let store_ok = request
@@ -302,6 +312,8 @@ impl DhtProtocol {
         request: FindRequest,
         ctx: RpcContext,
     ) -> Result<FindResponse, DhtError> {
+        self.remember_addresses(ctx.remote_peer(), &request.peer)
+            .await;
         self.update_routing_table(request.peer.node_id, ctx.remote_peer(), true);
         let (values, nearest): (Vec<FoundValue>, Vec<Vec<(DhtId, PeerId)>>) = {
             let mut state = self.state();
@@ -465,9 +477,37 @@ impl DhtProtocol {
     }
 
     fn node_info(&self) -> NodeInfo {
-        NodeInfo {
-            node_id: (!self.inner.config.client_mode).then_some(self.inner.node_id),
+        if self.inner.config.client_mode {
+            return NodeInfo {
+                node_id: None,
+                addrs: Vec::new(),
+            };
         }
+        NodeInfo {
+            node_id: Some(self.inner.node_id),
+            addrs: self
+                .inner
+                .p2p
+                .visible_maddrs()
+                .into_iter()
+                .map(|addr| addr.to_vec())
+                .collect(),
+        }
+    }
+
+    /// Remembers where a DHT node that contacted us listens (client-mode senders are skipped:
+    /// they are never handed out).
+    async fn remember_addresses(&self, peer: PeerId, sender: &NodeInfo) {
+        if sender.node_id.is_none() || sender.addrs.is_empty() {
+            return;
+        }
+        let addrs: Vec<Multiaddr> = sender
+            .addrs
+            .iter()
+            .take(MAX_ADDRS_PER_NODE)
+            .filter_map(|a| Multiaddr::try_from(a.clone()).ok())
+            .collect();
+        let _ = self.inner.p2p.add_addresses(peer, addrs).await;
     }
 
     fn stub(&self, peer: PeerId) -> DhtProtocolStub {

@@ -1,0 +1,172 @@
+//! More of hivemind's `tests/test_dht_node.py` on star-shaped swarms: replica counts, the
+//! key/subkey/value edge cases, and the blacklist.
+
+use std::time::Duration;
+
+use dht::{DhtConfig, DhtId, DhtNode, Key, StoredValue, get_dht_time};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+/// Node 0, then `n - 1` nodes that all bootstrap from it.
+async fn star(n: usize, config: impl Fn() -> DhtConfig) -> Vec<DhtNode> {
+    let first = DhtNode::create(config()).await.unwrap();
+    let maddrs = first.p2p().visible_maddrs();
+    let mut nodes = vec![first];
+    let rest = (1..n).map(|_| DhtNode::create(config().with_initial_peers(maddrs.clone())));
+    for node in futures::future::join_all(rest).await {
+        nodes.push(node.unwrap());
+    }
+    nodes
+}
+
+async fn shutdown(nodes: Vec<DhtNode>) {
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+fn stored_total(nodes: &[DhtNode]) -> usize {
+    nodes
+        .iter()
+        .map(|n| n.protocol().state().storage.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_are_exactly_num_replicas() {
+    let seed: u64 = rand::random();
+    let num_replicas = StdRng::seed_from_u64(seed).gen_range(1..=20);
+    println!("seed {seed}: num_replicas {num_replicas}");
+    let nodes = star(20, || DhtConfig {
+        num_replicas,
+        cache_on_store: false,
+        ..DhtConfig::default()
+    })
+    .await;
+    // Everyone knows everyone before counting: a node met later would receive replicas of the
+    // keys it is near (hivemind's replication rule), which this test is not about.
+    for a in &nodes {
+        for b in &nodes {
+            if a.node_id() != b.node_id() {
+                a.protocol()
+                    .call_ping(b.p2p().peer_id(), false, true)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let exp = get_dht_time() + 60.0;
+    assert!(nodes[0].store("key1", "foo", exp, None).await.unwrap());
+    assert_eq!(stored_total(&nodes), num_replicas, "seed {seed}");
+    assert!(nodes[1].store("key2", "bar", exp, None).await.unwrap());
+    assert_eq!(stored_total(&nodes), 2 * num_replicas, "seed {seed}");
+    let holders = |nodes: &[DhtNode]| -> Vec<usize> {
+        let key2 = DhtId::generate("key2");
+        (0..nodes.len())
+            .filter(|i| nodes[*i].protocol().state().storage.get(&key2).is_some())
+            .collect()
+    };
+    let before = holders(&nodes);
+    assert!(
+        nodes[2]
+            .store("key2", "baz", exp + 1.0, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        stored_total(&nodes),
+        2 * num_replicas,
+        "seed {seed}: key2 on {before:?}, then on {:?}; banned {:?}",
+        holders(&nodes),
+        nodes[2].banned_peers()
+    );
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_case_keys_subkeys_and_values() {
+    let seed: u64 = rand::random();
+    println!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let nodes = star(4, || DhtConfig {
+        parallel_rpc: Some(4),
+        ..DhtConfig::default()
+    })
+    .await;
+    let subkeys: Vec<Key> = vec![
+        0.into(),
+        "".into(),
+        false.into(),
+        true.into(),
+        "abyrvalg".into(),
+        4555.into(),
+    ];
+    let mut keys = subkeys.clone();
+    keys.push(Key::Tuple(vec![])); // Python's ()
+    let mut values: Vec<Vec<u8>> = subkeys.iter().map(Key::to_msgpack).collect();
+    values.push(vec![0x90]); // Python's []
+    for key in &keys {
+        for subkey in &subkeys {
+            for value in &values {
+                let writer = nodes.choose(&mut rng).unwrap();
+                let exp = get_dht_time() + 999.0;
+                assert!(
+                    writer
+                        .store_encoded(key.clone(), value.clone(), exp, Some(subkey.clone()))
+                        .await,
+                    "seed {seed}: store {key:?}/{subkey:?}"
+                );
+                let reader = nodes.choose(&mut rng).unwrap();
+                let id = DhtId::generate(key.clone());
+                let found = reader.get_many_by_id(&[id], Some(f64::INFINITY)).await;
+                let Some(Some(found)) = found.get(&id) else {
+                    panic!("seed {seed}: {key:?} not found")
+                };
+                let StoredValue::Dictionary(mut dict) = found.value.clone() else {
+                    panic!("seed {seed}: {key:?} is not a dictionary")
+                };
+                assert_eq!(
+                    dict.get(&subkey.to_msgpack()).map(|v| v.value.clone()),
+                    Some(value.clone()),
+                    "seed {seed}: {key:?}/{subkey:?}"
+                );
+            }
+        }
+    }
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blacklist_after_two_peers_shut_down() {
+    let mut nodes = star(4, || DhtConfig {
+        blacklist_time: Duration::from_secs(999),
+        wait_timeout: Duration::from_secs(5),
+        ..DhtConfig::default()
+    })
+    .await;
+    for node in &nodes {
+        node.find_nearest_nodes(&[node.node_id()], None, false)
+            .await;
+    }
+    let (node1, node2) = (nodes[0].clone(), nodes[1].clone());
+    let exp = get_dht_time() + 60.0;
+    assert!(node2.store("abc", &123, exp, None).await.unwrap());
+    assert!(node2.banned_peers().is_empty());
+    let node4 = nodes.pop().unwrap();
+    let node3 = nodes.pop().unwrap();
+    let (peer3, peer4) = (node3.p2p().peer_id(), node4.p2p().peer_id());
+    node3.shutdown().await;
+    node4.shutdown().await;
+    assert!(node2.store("def", &456, exp, None).await.unwrap());
+    let banned = node2.banned_peers();
+    assert!(
+        banned.contains(&peer3) && banned.contains(&peer4),
+        "{banned:?}"
+    );
+    assert!(node1.get::<i32>("abc", true).await.unwrap().is_some());
+    assert!(node1.banned_peers().contains(&peer3));
+    assert!(node1.get::<i32>("abc", true).await.unwrap().is_some());
+    assert!(!node1.banned_peers().contains(&node2.p2p().peer_id()));
+    shutdown(nodes).await;
+}
