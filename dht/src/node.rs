@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use servicer_runtime::multiaddr_peer_id;
 use servicer_runtime::{Multiaddr, P2P, P2PConfig, PeerId};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::blacklist::Blacklist;
@@ -179,7 +180,99 @@ impl SearchState {
     }
 }
 
+/// A get in flight for one key, which later gets may join.
+struct PendingGet {
+    id: u64,
+    sufficient: DhtTime,
+    /// Set for the get that searches; joiners have `None`.
+    result: Option<FoundReceiver>,
+}
+
+/// A search's outcome: `None` until it finishes, then what it found.
+type FoundSender = watch::Sender<Option<Option<ValueWithExpiration<StoredValue>>>>;
+type FoundReceiver = watch::Receiver<Option<Option<ValueWithExpiration<StoredValue>>>>;
+
+/// The gets of one `get_many_by_id` call in the pending table; removed on drop, even when the
+/// call is cancelled.
+struct Registration<'a> {
+    inner: &'a NodeInner,
+    entries: Vec<(DhtId, u64)>,
+    senders: HashMap<DhtId, FoundSender>,
+}
+
+impl<'a> Registration<'a> {
+    fn new(inner: &'a NodeInner) -> Self {
+        Registration {
+            inner,
+            entries: Vec::new(),
+            senders: HashMap::new(),
+        }
+    }
+
+    /// Registers a get of `key`; returns the running search to wait for (the one that looks
+    /// furthest ahead), with how far ahead it looks.
+    fn join(
+        &mut self,
+        key: DhtId,
+        sufficient: DhtTime,
+        reuse: bool,
+    ) -> Option<(FoundReceiver, DhtTime)> {
+        let id = self
+            .inner
+            .next_get_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut pending = lock(&self.inner.pending_gets);
+        let gets = pending.entry(key).or_default();
+        let running = reuse
+            .then(|| {
+                gets.iter()
+                    .filter_map(|g| g.result.clone().map(|rx| (rx, g.sufficient)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+            })
+            .flatten();
+        let result = match running {
+            Some(_) => None,
+            None => {
+                let (tx, rx) = watch::channel(None);
+                self.senders.insert(key, tx);
+                Some(rx)
+            }
+        };
+        gets.push(PendingGet {
+            id,
+            sufficient,
+            result,
+        });
+        self.entries.push((key, id));
+        running
+    }
+
+    /// Hands this call's results to the gets that joined them.
+    fn publish(&mut self, searches: &HashMap<DhtId, SearchState>) {
+        for (key, tx) in self.senders.drain() {
+            let found = searches.get(&key).and_then(|s| s.found.clone());
+            let _ = tx.send(Some(found));
+        }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut pending = lock(&self.inner.pending_gets);
+        for (key, id) in self.entries.drain(..) {
+            if let Some(gets) = pending.get_mut(&key) {
+                gets.retain(|g| g.id != id);
+                if gets.is_empty() {
+                    pending.remove(&key);
+                }
+            }
+        }
+    }
+}
+
 struct NodeInner {
+    pending_gets: Mutex<HashMap<DhtId, Vec<PendingGet>>>,
+    next_get_id: std::sync::atomic::AtomicU64,
     p2p: P2P,
     protocol: DhtProtocol,
     config: DhtConfig,
@@ -237,6 +330,8 @@ impl DhtNode {
         )?;
         let node = DhtNode {
             inner: Arc::new(NodeInner {
+                pending_gets: Mutex::default(),
+                next_get_id: std::sync::atomic::AtomicU64::new(0),
                 p2p,
                 protocol,
                 blacklist: Mutex::new(Blacklist::new(config.blacklist_time, config.backoff_rate)),
@@ -368,6 +463,11 @@ impl DhtNode {
             .background
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many gets of `key` are in flight now (searching or waiting on another's search).
+    pub fn pending_gets(&self, key: &DhtId) -> usize {
+        lock(&self.inner.pending_gets).get(key).map_or(0, Vec::len)
     }
 
     /// Peers banned now for failing to answer a find.
@@ -766,73 +866,126 @@ impl DhtNode {
             .filter(|(_, s)| !s.finished())
             .map(|(k, _)| *k)
             .collect();
-        if !unfinished.is_empty() {
-            let beam_size = self.inner.config.bucket_size;
-            let searches_cell = Mutex::new(&mut searches);
-            let peers = Mutex::new(self.initial_nodes(&unfinished, beam_size));
-            let initial: Vec<DhtId> = lock(&peers).keys().copied().collect();
-            let own = self.node_id();
-            let visited = unfinished
-                .iter()
-                .map(|q| (*q, HashSet::from([own])))
-                .collect();
-            let config = TraverseConfig {
-                beam_size,
-                num_workers: self.inner.config.num_workers,
-                queries_per_call: ((unfinished.len() as f64).sqrt() as usize)
-                    .min(self.inner.config.chunk_size),
-            };
-            let nearest_found = Mutex::new(HashMap::new());
-            traverse(
-                &unfinished,
-                &initial,
-                config,
-                visited,
-                |node, batch| {
-                    let peer = lock(&peers).get(&node).copied();
-                    let (peers, searches) = (&peers, &searches_cell);
-                    async move {
-                        let Some(peer) = peer else {
-                            return HashMap::new();
-                        };
-                        let Some(outcomes) = self.find_with_blacklist(peer, batch).await else {
-                            return HashMap::new();
-                        };
-                        let mut known = lock(peers);
-                        let mut searches = lock(searches);
-                        outcomes
-                            .into_iter()
-                            .map(|(query, outcome)| {
-                                known.extend(outcome.nearest.iter().copied());
-                                let search = searches.entry(query).or_default();
-                                if let Some(value) = outcome.value {
-                                    search.add(value, Some(peer));
-                                }
-                                let neighbors =
-                                    outcome.nearest.into_iter().map(|(id, _)| id).collect();
-                                (
-                                    query,
-                                    Answer {
-                                        neighbors,
-                                        stop: search.finished(),
-                                    },
-                                )
-                            })
-                            .collect()
+        if unfinished.is_empty() {
+            return searches.into_iter().map(|(k, s)| (k, s.found)).collect();
+        }
+        // reuse_get_requests: join a search already running for a key, if it looks at least as
+        // far ahead as this one; otherwise lead one that later gets can join.
+        let mut registration = Registration::new(&self.inner);
+        let mut leading = Vec::new();
+        let mut following = Vec::new();
+        for key in unfinished {
+            match registration.join(key, sufficient, self.inner.config.reuse_get_requests) {
+                Some((rx, leader_sufficient)) => following.push((key, rx, leader_sufficient)),
+                None => leading.push(key),
+            }
+        }
+        let lead = async {
+            self.search_values(&mut searches, leading.clone()).await;
+            // Publish at once: other gets may be waiting on these keys while this one waits on
+            // theirs.
+            registration.publish(&searches);
+        };
+        let follow = futures::future::join_all(following.into_iter().map(
+            |(key, mut rx, leader_sufficient)| async move {
+                let found = rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .ok()
+                    .and_then(|v| v.clone());
+                (key, found, leader_sufficient)
+            },
+        ));
+        let ((), followed) = futures::future::join(lead, follow).await;
+        drop(registration);
+        let mut orphaned = Vec::new();
+        for (key, found, leader_sufficient) in followed {
+            let search = searches.entry(key).or_default();
+            match found {
+                Some(Some(value)) => {
+                    search.add(value, None);
+                    // The leader settled for an older value than this get wants: look further.
+                    if !search.finished() && leader_sufficient < sufficient {
+                        orphaned.push(key);
                     }
-                },
-                |query, nearest: &[DhtId], _| {
-                    lock(&nearest_found).insert(query, nearest.to_vec());
-                },
-            )
-            .await;
-            let nearest_found = nearest_found
-                .into_inner()
-                .unwrap_or_else(|e| e.into_inner());
-            let peers = peers.into_inner().unwrap_or_else(|e| e.into_inner());
-            self.cache_results(&searches, &nearest_found, &peers);
+                }
+                // The leader searched until its end and found nothing: neither would this get.
+                Some(None) => {}
+                // The leading get was cancelled before it finished: search ourselves.
+                None => orphaned.push(key),
+            }
+        }
+        if !orphaned.is_empty() {
+            self.search_values(&mut searches, orphaned).await;
         }
         searches.into_iter().map(|(k, s)| (k, s.found)).collect()
+    }
+
+    /// The beam search of a get: asks nodes near each key until its search is satisfied.
+    async fn search_values(&self, searches: &mut HashMap<DhtId, SearchState>, keys: Vec<DhtId>) {
+        if keys.is_empty() {
+            return;
+        }
+        let beam_size = self.inner.config.bucket_size;
+        let searches_cell = Mutex::new(&mut *searches);
+        let peers = Mutex::new(self.initial_nodes(&keys, beam_size));
+        let initial: Vec<DhtId> = lock(&peers).keys().copied().collect();
+        let own = self.node_id();
+        let visited = keys.iter().map(|q| (*q, HashSet::from([own]))).collect();
+        let config = TraverseConfig {
+            beam_size,
+            num_workers: self.inner.config.num_workers,
+            queries_per_call: ((keys.len() as f64).sqrt() as usize)
+                .min(self.inner.config.chunk_size),
+        };
+        let nearest_found = Mutex::new(HashMap::new());
+        traverse(
+            &keys,
+            &initial,
+            config,
+            visited,
+            |node, batch| {
+                let peer = lock(&peers).get(&node).copied();
+                let (peers, searches) = (&peers, &searches_cell);
+                async move {
+                    let Some(peer) = peer else {
+                        return HashMap::new();
+                    };
+                    let Some(outcomes) = self.find_with_blacklist(peer, batch).await else {
+                        return HashMap::new();
+                    };
+                    let mut known = lock(peers);
+                    let mut searches = lock(searches);
+                    outcomes
+                        .into_iter()
+                        .map(|(query, outcome)| {
+                            known.extend(outcome.nearest.iter().copied());
+                            let search = searches.entry(query).or_default();
+                            if let Some(value) = outcome.value {
+                                search.add(value, Some(peer));
+                            }
+                            let neighbors = outcome.nearest.into_iter().map(|(id, _)| id).collect();
+                            (
+                                query,
+                                Answer {
+                                    neighbors,
+                                    stop: search.finished(),
+                                },
+                            )
+                        })
+                        .collect()
+                }
+            },
+            |query, nearest: &[DhtId], _| {
+                lock(&nearest_found).insert(query, nearest.to_vec());
+            },
+        )
+        .await;
+        let nearest_found = nearest_found
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        let peers = peers.into_inner().unwrap_or_else(|e| e.into_inner());
+        self.cache_results(searches, &nearest_found, &peers);
     }
 
     /// `cache_locally` and `cache_nearest` for values found on other nodes.

@@ -170,3 +170,87 @@ async fn blacklist_after_two_peers_shut_down() {
     assert!(!node1.banned_peers().contains(&node2.p2p().peer_id()));
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_gets_of_a_key_share_one_search() {
+    use dht::protocol::{FindRequest, FindResponse};
+    use servicer_runtime::{Handler, P2P, P2PConfig, RpcContext};
+    use std::sync::{Arc, Mutex};
+
+    // A peer that records which keys it is asked for and answers only after a while, so that
+    // the gets stay in flight while the test looks at them.
+    let asked: Arc<Mutex<Vec<DhtId>>> = Arc::default();
+    let slow = P2P::create(P2PConfig::default()).await.unwrap();
+    let log = asked.clone();
+    slow.add_handler(
+        "DhtProtocol.rpc_find",
+        Handler::unary(move |request: FindRequest, _ctx: RpcContext| {
+            log.lock().unwrap().extend(request.keys.iter().copied());
+            async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Err::<FindResponse, _>("no answer")
+            }
+        }),
+    )
+    .unwrap();
+    let node = DhtNode::create(DhtConfig {
+        wait_timeout: Duration::from_secs(10),
+        ..DhtConfig::default()
+    })
+    .await
+    .unwrap();
+    node.p2p()
+        .add_addresses(slow.peer_id(), slow.visible_maddrs())
+        .await
+        .unwrap();
+    node.protocol()
+        .update_routing_table(Some(DhtId::random()), slow.peer_id(), true);
+
+    let (k1, k2, k3) = (
+        DhtId::generate("k1"),
+        DhtId::generate("k2"),
+        DhtId::generate("k3"),
+    );
+    let wait = |what: &'static str, cond: Box<dyn Fn() -> bool + Send>| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !cond() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let first = tokio::spawn({
+        let node = node.clone();
+        async move { node.get_many_by_id(&[k1, k2], None).await }
+    });
+    let n = node.clone();
+    wait(
+        "first get registered",
+        Box::new(move || n.pending_gets(&k1) == 1 && n.pending_gets(&k2) == 1),
+    )
+    .await;
+    let second = tokio::spawn({
+        let node = node.clone();
+        async move { node.get_many_by_id(&[k2, k3], None).await }
+    });
+    let n = node.clone();
+    wait(
+        "second get registered",
+        Box::new(move || n.pending_gets(&k2) == 2 && n.pending_gets(&k3) == 1),
+    )
+    .await;
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(first[&k2], second[&k2]);
+    assert!(second[&k3].is_none());
+    // k2 was searched for once, by the first get; the second only asked about k3.
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.iter().filter(|k| **k == k2).count(), 1, "{asked:?}");
+    assert_eq!(asked.iter().filter(|k| **k == k3).count(), 1, "{asked:?}");
+    for key in [k1, k2, k3] {
+        assert_eq!(node.pending_gets(&key), 0);
+    }
+    node.shutdown().await;
+    slow.shutdown().await;
+}
