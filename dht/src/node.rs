@@ -50,6 +50,9 @@ pub struct DhtConfig {
     pub cache_nearest: usize,
     /// At most this many keys in the cache. Default: unlimited.
     pub cache_size: Option<usize>,
+    /// Refresh a cached value this long before it expires, if it was used from the cache.
+    /// Default 5 s; `None` disables it.
+    pub cache_refresh_before_expiry: Option<Duration>,
     /// Cache values this node stored. Default true.
     pub cache_on_store: bool,
     /// Concurrent gets of one key share one search. Default true.
@@ -88,6 +91,7 @@ impl Default for DhtConfig {
             cache_locally: true,
             cache_nearest: 1,
             cache_size: None,
+            cache_refresh_before_expiry: Some(Duration::from_secs(5)),
             cache_on_store: true,
             reuse_get_requests: true,
             num_workers: 4,
@@ -271,6 +275,9 @@ impl Drop for Registration<'_> {
 }
 
 struct NodeInner {
+    /// Cached keys to refresh, and when.
+    refresh_queue: Mutex<HashMap<DhtId, DhtTime>>,
+    refresh_wakeup: tokio::sync::Notify,
     pending_gets: Mutex<HashMap<DhtId, Vec<PendingGet>>>,
     next_get_id: std::sync::atomic::AtomicU64,
     p2p: P2P,
@@ -330,6 +337,8 @@ impl DhtNode {
         )?;
         let node = DhtNode {
             inner: Arc::new(NodeInner {
+                refresh_queue: Mutex::default(),
+                refresh_wakeup: tokio::sync::Notify::new(),
                 pending_gets: Mutex::default(),
                 next_get_id: std::sync::atomic::AtomicU64::new(0),
                 p2p,
@@ -340,6 +349,17 @@ impl DhtNode {
             }),
         };
         node.bootstrap().await?;
+        if let Some(before) = node.inner.config.cache_refresh_before_expiry {
+            let weak = Arc::downgrade(&node.inner);
+            let task = tokio::spawn(async move {
+                while let Some(inner) = weak.upgrade() {
+                    if !(DhtNode { inner }).refresh_due_cache_entries(before).await {
+                        return;
+                    }
+                }
+            });
+            node.lock_background().push(task);
+        }
         if let Some(period) = node.inner.config.refresh_timeout {
             let weak = Arc::downgrade(&node.inner);
             let task = tokio::spawn(async move {
@@ -841,6 +861,16 @@ impl DhtNode {
         keys: &[DhtId],
         sufficient_expiration_time: Option<DhtTime>,
     ) -> HashMap<DhtId, Option<ValueWithExpiration<StoredValue>>> {
+        self.get_values(keys, sufficient_expiration_time, false)
+            .await
+    }
+
+    async fn get_values(
+        &self,
+        keys: &[DhtId],
+        sufficient_expiration_time: Option<DhtTime>,
+        is_refresh: bool,
+    ) -> HashMap<DhtId, Option<ValueWithExpiration<StoredValue>>> {
         let sufficient = sufficient_expiration_time.unwrap_or_else(get_dht_time);
         let mut searches: HashMap<DhtId, SearchState> = HashMap::new();
         {
@@ -850,12 +880,13 @@ impl DhtNode {
                     sufficient,
                     ..SearchState::default()
                 });
-                for local in [
-                    state.storage.get(key).cloned(),
-                    state.cache.get(key).cloned(),
-                ]
-                .into_iter()
-                .flatten()
+                // A refresh looks past the cache: the cached value is what it wants to renew.
+                let cached = (!is_refresh)
+                    .then(|| state.cache.get(key).cloned())
+                    .flatten();
+                for local in [state.storage.get(key).cloned(), cached]
+                    .into_iter()
+                    .flatten()
                 {
                     search.add(local, None);
                 }
@@ -867,6 +898,7 @@ impl DhtNode {
             .map(|(k, _)| *k)
             .collect();
         if unfinished.is_empty() {
+            self.schedule_cache_refresh(&searches, is_refresh);
             return searches.into_iter().map(|(k, s)| (k, s.found)).collect();
         }
         // reuse_get_requests: join a search already running for a key, if it looks at least as
@@ -881,7 +913,8 @@ impl DhtNode {
             }
         }
         let lead = async {
-            self.search_values(&mut searches, leading.clone()).await;
+            self.search_values(&mut searches, leading.clone(), is_refresh)
+                .await;
             // Publish at once: other gets may be waiting on these keys while this one waits on
             // theirs.
             registration.publish(&searches);
@@ -916,13 +949,20 @@ impl DhtNode {
             }
         }
         if !orphaned.is_empty() {
-            self.search_values(&mut searches, orphaned).await;
+            self.search_values(&mut searches, orphaned, is_refresh)
+                .await;
         }
+        self.schedule_cache_refresh(&searches, is_refresh);
         searches.into_iter().map(|(k, s)| (k, s.found)).collect()
     }
 
     /// The beam search of a get: asks nodes near each key until its search is satisfied.
-    async fn search_values(&self, searches: &mut HashMap<DhtId, SearchState>, keys: Vec<DhtId>) {
+    async fn search_values(
+        &self,
+        searches: &mut HashMap<DhtId, SearchState>,
+        keys: Vec<DhtId>,
+        is_refresh: bool,
+    ) {
         if keys.is_empty() {
             return;
         }
@@ -985,7 +1025,93 @@ impl DhtNode {
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
         let peers = peers.into_inner().unwrap_or_else(|e| e.into_inner());
-        self.cache_results(searches, &nearest_found, &peers);
+        self.cache_results(searches, &nearest_found, &peers, is_refresh);
+    }
+
+    /// Queues a refresh of cached values a get just used (found locally, present in the cache),
+    /// `cache_refresh_before_expiry` before they expire.
+    fn schedule_cache_refresh(&self, searches: &HashMap<DhtId, SearchState>, is_refresh: bool) {
+        let Some(before) = self.inner.config.cache_refresh_before_expiry else {
+            return;
+        };
+        if is_refresh {
+            return;
+        }
+        let mut due = Vec::new();
+        {
+            let mut state = self.inner.protocol.state();
+            for (key, search) in searches {
+                if let (Some(found), Some(None)) = (&search.found, &search.source)
+                    && state.cache.get(key).is_some()
+                {
+                    due.push((*key, found.expiration_time - before.as_secs_f64()));
+                }
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        let mut queue = lock(&self.inner.refresh_queue);
+        for (key, at) in due {
+            queue
+                .entry(key)
+                .and_modify(|t| *t = t.min(at))
+                .or_insert(at);
+        }
+        drop(queue);
+        self.inner.refresh_wakeup.notify_one();
+    }
+
+    /// Cached keys waiting for a refresh.
+    pub fn cache_refresh_queue_len(&self) -> usize {
+        lock(&self.inner.refresh_queue).len()
+    }
+
+    /// Waits until the earliest queued refresh is due (or the queue changes), then refreshes up
+    /// to `chunk_size` due keys in one get. Returns false once the node is shutting down.
+    async fn refresh_due_cache_entries(&self, before: Duration) -> bool {
+        let wakeup = self.inner.refresh_wakeup.notified();
+        futures::pin_mut!(wakeup);
+        wakeup.as_mut().enable();
+        let earliest = lock(&self.inner.refresh_queue)
+            .values()
+            .copied()
+            .min_by(f64::total_cmp);
+        let now = get_dht_time();
+        // Waits are capped so that the task lets go of the node now and then: a node dropped
+        // without shutdown is then freed.
+        const MAX_WAIT: f64 = 1.0;
+        match earliest {
+            Some(at) if at <= now => {}
+            other => {
+                let wait = other.map_or(MAX_WAIT, |at| (at - now).min(MAX_WAIT));
+                let _ = tokio::time::timeout(Duration::from_secs_f64(wait), wakeup).await;
+                return !self.inner.p2p.is_shut_down();
+            }
+        }
+        let keys: Vec<DhtId> = {
+            let mut queue = lock(&self.inner.refresh_queue);
+            let mut due: Vec<(DhtTime, DhtId)> = queue
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(k, at)| (*at, *k))
+                .collect();
+            due.sort_by(|a, b| a.0.total_cmp(&b.0));
+            due.truncate(self.inner.config.chunk_size.max(1));
+            for (_, key) in &due {
+                queue.remove(key);
+            }
+            due.into_iter().map(|(_, k)| k).collect()
+        };
+        let max_expiration = {
+            let mut state = self.inner.protocol.state();
+            keys.iter()
+                .filter_map(|k| state.cache.get(k).map(|v| v.expiration_time))
+                .fold(get_dht_time(), f64::max)
+        };
+        let sufficient = max_expiration + before.as_secs_f64() + 1.0;
+        self.get_values(&keys, Some(sufficient), true).await;
+        !self.inner.p2p.is_shut_down()
     }
 
     /// `cache_locally` and `cache_nearest` for values found on other nodes.
@@ -994,6 +1120,7 @@ impl DhtNode {
         searches: &HashMap<DhtId, SearchState>,
         nearest: &HashMap<DhtId, Vec<DhtId>>,
         peers: &HashMap<DhtId, PeerId>,
+        is_refresh: bool,
     ) {
         let config = &self.inner.config;
         let mut to_cache_remotely: HashMap<PeerId, Vec<StoreItem>> = HashMap::new();
@@ -1012,7 +1139,7 @@ impl DhtNode {
                 if !newer_than_local {
                     continue;
                 }
-                if config.cache_locally {
+                if config.cache_locally || is_refresh {
                     cache_value(&mut state.cache, *key, found.clone());
                 }
                 let targets = nearest

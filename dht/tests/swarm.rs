@@ -254,3 +254,63 @@ async fn concurrent_gets_of_a_key_share_one_search() {
     node.shutdown().await;
     slow.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caching_and_cache_refresh() {
+    let config = || DhtConfig {
+        cache_refresh_before_expiry: Some(Duration::from_secs(3)),
+        reuse_get_requests: false,
+        ..DhtConfig::default()
+    };
+    let node2 = DhtNode::create(config()).await.unwrap();
+    let node1 = DhtNode::create(DhtConfig {
+        client_mode: true,
+        ..config().with_initial_peers(node2.p2p().visible_maddrs())
+    })
+    .await
+    .unwrap();
+    let now = get_dht_time();
+    let ids: Vec<DhtId> = ["k", "k2", "k3", "k4"]
+        .into_iter()
+        .map(DhtId::generate)
+        .collect();
+    assert!(node2.store("k", &1, now + 60.0, None).await.unwrap());
+    assert!(node2.store("k2", &2, now + 60.0, None).await.unwrap());
+    assert!(node2.store("k3", &3, now + 90.0, None).await.unwrap());
+
+    // Found remotely: cached, but nothing to refresh yet.
+    node1.get_many_by_id(&ids, None).await;
+    assert_eq!(node1.protocol().state().cache.len(), 3);
+    assert_eq!(node1.cache_refresh_queue_len(), 0);
+    // Served from the cache: those keys are queued for a refresh before they expire.
+    node1.get_many_by_id(&ids, None).await;
+    assert_eq!(node1.cache_refresh_queue_len(), 3);
+
+    // A value about to expire is refreshed from the network and the newer one is cached.
+    let soon = get_dht_time() + 4.0;
+    assert!(node2.store("fresh", &10, soon, None).await.unwrap());
+    node1.get::<i32>("fresh", false).await.unwrap();
+    node1.get::<i32>("fresh", false).await.unwrap();
+    let later = get_dht_time() + 600.0;
+    assert!(node2.store("fresh", &11, later, None).await.unwrap());
+    let fresh = DhtId::generate("fresh");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let cached = node1
+            .protocol()
+            .state()
+            .cache
+            .get(&fresh)
+            .map(|v| v.expiration_time);
+        if cached == Some(later) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not refreshed: {cached:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node1.shutdown().await;
+    node2.shutdown().await;
+}
