@@ -314,3 +314,63 @@ async fn caching_and_cache_refresh() {
     node1.shutdown().await;
     node2.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_table_refresh_runs_periodically() {
+    // hivemind's refresh task dies on its first run (quirk Q6); ours keeps looking up stale
+    // buckets. A spy peer in the table counts the lookups it receives.
+    use dht::protocol::{FindRequest, FindResponse, FindResult, FoundValue, NodeInfo};
+    use servicer_runtime::{Handler, P2P, P2PConfig, RpcContext};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let finds = Arc::new(AtomicUsize::new(0));
+    let spy = P2P::create(P2PConfig::default()).await.unwrap();
+    let spy_id = DhtId::random();
+    let counter = finds.clone();
+    spy.add_handler(
+        "DhtProtocol.rpc_find",
+        Handler::unary(move |request: FindRequest, _ctx: RpcContext| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok::<_, String>(FindResponse {
+                    peer: NodeInfo {
+                        node_id: Some(spy_id),
+                        addrs: vec![],
+                    },
+                    results: request
+                        .keys
+                        .iter()
+                        .map(|_| FindResult {
+                            value: FoundValue::NotFound,
+                            nearest: vec![],
+                        })
+                        .collect(),
+                })
+            }
+        }),
+    )
+    .unwrap();
+    let node = DhtNode::create(DhtConfig {
+        refresh_timeout: Some(Duration::from_millis(200)),
+        ..DhtConfig::default()
+    })
+    .await
+    .unwrap();
+    node.p2p()
+        .add_addresses(spy.peer_id(), spy.visible_maddrs())
+        .await
+        .unwrap();
+    node.protocol()
+        .update_routing_table(Some(spy_id), spy.peer_id(), true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while finds.load(Ordering::SeqCst) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "refresh did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node.shutdown().await;
+    spy.shutdown().await;
+}
