@@ -104,6 +104,16 @@ async fn server_client() -> (P2P, P2P) {
     (server, client)
 }
 
+/// A server running `ExampleServicer`, a client connected to it, and the client's stub.
+async fn served() -> (P2P, P2P, ExampleServicerStub) {
+    let (server, client) = server_client().await;
+    Arc::new(ExampleServicer::default())
+        .add_p2p_handlers(&server, None)
+        .unwrap();
+    let stub = ExampleServicer::get_stub(&client, server.peer_id());
+    (server, client, stub)
+}
+
 #[tokio::test]
 async fn handler_list_and_names() {
     assert_eq!(ExampleServicer::SERVICER_NAME, "ExampleServicer");
@@ -133,11 +143,7 @@ async fn handler_list_and_names() {
 
 #[tokio::test]
 async fn unary_unary() {
-    let (server, client) = server_client().await;
-    Arc::new(ExampleServicer::default())
-        .add_p2p_handlers(&server, None)
-        .unwrap();
-    let stub = ExampleServicer::get_stub(&client, server.peer_id());
+    let (server, client, stub) = served().await;
     assert_eq!(stub.rpc_square(10).await.unwrap(), 100);
     client.shutdown().await;
     server.shutdown().await;
@@ -145,11 +151,7 @@ async fn unary_unary() {
 
 #[tokio::test]
 async fn stream_unary() {
-    let (server, client) = server_client().await;
-    Arc::new(ExampleServicer::default())
-        .add_p2p_handlers(&server, None)
-        .unwrap();
-    let stub = ExampleServicer::get_stub(&client, server.peer_id());
+    let (server, client, stub) = served().await;
     assert_eq!(
         stub.rpc_sum(futures::stream::iter(0..10)).await.unwrap(),
         45
@@ -160,11 +162,7 @@ async fn stream_unary() {
 
 #[tokio::test]
 async fn unary_stream() {
-    let (server, client) = server_client().await;
-    Arc::new(ExampleServicer::default())
-        .add_p2p_handlers(&server, None)
-        .unwrap();
-    let stub = ExampleServicer::get_stub(&client, server.peer_id());
+    let (server, client, stub) = served().await;
     let got: Vec<i32> = stub
         .rpc_count(10)
         .await
@@ -179,11 +177,7 @@ async fn unary_stream() {
 
 #[tokio::test]
 async fn stream_stream() {
-    let (server, client) = server_client().await;
-    Arc::new(ExampleServicer::default())
-        .add_p2p_handlers(&server, None)
-        .unwrap();
-    let stub = ExampleServicer::get_stub(&client, server.peer_id());
+    let (server, client, stub) = served().await;
     let got: Vec<i32> = stub
         .rpc_powers(futures::stream::iter(0..10))
         .await
@@ -348,11 +342,7 @@ async fn two_servicers_on_one_node_over_one_connection() {
 
 #[tokio::test]
 async fn handler_error_message_reaches_the_caller() {
-    let (server, client) = server_client().await;
-    Arc::new(ExampleServicer::default())
-        .add_p2p_handlers(&server, None)
-        .unwrap();
-    let stub = ExampleServicer::get_stub(&client, server.peer_id());
+    let (server, client, stub) = served().await;
     let err = stub.rpc_fail("why".into()).await.unwrap_err();
     assert_eq!(
         err,

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::blacklist::Blacklist;
-use crate::protocol::{FindOutcome, ProtocolConfig, StoreItem, StoreValue};
+use crate::protocol::{FindOutcome, ProtocolConfig, StoreItem, StoreValue, store_value};
 use crate::storage::StoredValue;
 use crate::time::{DhtTime, ValueWithExpiration, get_dht_time};
 use crate::traverse::{Answer, Keyspace, TraverseConfig, traverse};
@@ -1189,23 +1189,6 @@ fn cache_value(
         StoredValue::Dictionary(mut d) => {
             cache.store_dictionary(key, &mut d);
         }
-    }
-}
-
-fn store_value(value: &StoredValue) -> StoreValue {
-    match value {
-        StoredValue::Regular(v) => StoreValue::Regular(v.clone()),
-        StoredValue::Dictionary(d) => StoreValue::Dictionary(
-            d.clone()
-                .snapshot()
-                .into_iter()
-                .map(|(subkey, v)| crate::protocol::DictEntry {
-                    subkey,
-                    value: v.value,
-                    expiration_time: v.expiration_time,
-                })
-                .collect(),
-        ),
     }
 }
 

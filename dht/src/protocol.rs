@@ -404,20 +404,33 @@ fn found_value(stored: Option<ValueWithExpiration<StoredValue>>) -> FoundValue {
             expiration_time,
         },
         Some(ValueWithExpiration {
-            value: StoredValue::Dictionary(mut dict),
+            value: StoredValue::Dictionary(dict),
             expiration_time,
         }) => FoundValue::Dictionary {
-            entries: dict
-                .snapshot()
-                .into_iter()
-                .map(|(subkey, v)| DictEntry {
-                    subkey,
-                    value: v.value,
-                    expiration_time: v.expiration_time,
-                })
-                .collect(),
+            entries: dict_entries(&dict),
             expiration_time,
         },
+    }
+}
+
+/// A dictionary's subkeys as they go on the wire (expired ones included: the receiver drops them).
+pub(crate) fn dict_entries(dict: &DictionaryDhtValue) -> Vec<DictEntry> {
+    dict.clone()
+        .snapshot()
+        .into_iter()
+        .map(|(subkey, v)| DictEntry {
+            subkey,
+            value: v.value,
+            expiration_time: v.expiration_time,
+        })
+        .collect()
+}
+
+/// What to send to store a value as it is held locally.
+pub(crate) fn store_value(value: &StoredValue) -> StoreValue {
+    match value {
+        StoredValue::Regular(v) => StoreValue::Regular(v.clone()),
+        StoredValue::Dictionary(d) => StoreValue::Dictionary(dict_entries(d)),
     }
 }
 
@@ -735,20 +748,7 @@ impl DhtProtocol {
             })
             .map(|(key, stored)| StoreItem {
                 key: *key,
-                value: match &stored.value {
-                    StoredValue::Regular(v) => StoreValue::Regular(v.clone()),
-                    StoredValue::Dictionary(d) => StoreValue::Dictionary(
-                        d.clone()
-                            .snapshot()
-                            .into_iter()
-                            .map(|(subkey, v)| DictEntry {
-                                subkey,
-                                value: v.value,
-                                expiration_time: v.expiration_time,
-                            })
-                            .collect(),
-                    ),
-                },
+                value: store_value(&stored.value),
                 expiration_time: stored.expiration_time,
                 in_cache: false,
             })

@@ -122,6 +122,12 @@ async fn reject(mut io: Io, err: RpcError) {
     let _ = SinkExt::<Out<()>>::close(&mut io).await;
 }
 
+/// [`reject`], as the outcome of a call that failed before its handler ran.
+async fn rejected(io: Io, err: RpcError) -> CallOutcome {
+    reject(io, err).await;
+    CallOutcome::closed(false)
+}
+
 fn expect_frame(frame: Frame, kind: FrameKind) -> Result<Bytes, RpcError> {
     if frame.kind == kind {
         Ok(frame.payload)
@@ -328,10 +334,7 @@ where
     } = call;
     let request = match read_request::<Req>(&mut io, settings).await {
         Ok(request) => request,
-        Err(err) => {
-            reject(io, err).await;
-            return CallOutcome::closed(false);
-        }
+        Err(err) => return rejected(io, err).await,
     };
     let result = tokio::select! {
         result = f(request, ctx) => result,
@@ -395,10 +398,7 @@ where
     } = call;
     let request = match read_request::<Req>(&mut io, settings).await {
         Ok(request) => request,
-        Err(err) => {
-            reject(io, err).await;
-            return CallOutcome::closed(false);
-        }
+        Err(err) => return rejected(io, err).await,
     };
     let (mut writer, mut reader) = io.split::<Out<Resp>>();
     let work = async {

@@ -239,13 +239,7 @@ async fn oversized_messages_both_directions() {
 async fn deadline_exceeded_on_silent_handler() {
     let (server, client) = pair().await;
     server
-        .add_handler(
-            "Test.rpc_hang",
-            Handler::unary(|_: (), _ctx| async move {
-                std::future::pending::<()>().await;
-                Ok::<(), String>(())
-            }),
-        )
+        .add_handler("Test.rpc_hang", hanging_handler())
         .unwrap();
     let stub = stub(&client, &server).with_deadline(Duration::from_millis(300));
     let started = std::time::Instant::now();
@@ -305,13 +299,7 @@ async fn dropping_a_server_stream_cancels_the_handler() {
                     let (tx, rx) = ResponseStream::channel(4);
                     tokio::spawn(async move {
                         // Notices cancellation as hivemind's handler sees CancelledError.
-                        struct OnDrop(Arc<AtomicBool>);
-                        impl Drop for OnDrop {
-                            fn drop(&mut self) {
-                                self.0.store(true, Ordering::SeqCst);
-                            }
-                        }
-                        let _guard = OnDrop(flag);
+                        let _guard = SetOnDrop(flag);
                         let _ = tx.send(n + 1).await;
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_secs(30)) => { let _ = tx.send(n + 2).await; }
@@ -352,13 +340,7 @@ async fn dropping_a_unary_call_cancels_the_handler() {
             Handler::unary(move |_: (), _ctx| {
                 let (s, c) = (s.clone(), c.clone());
                 async move {
-                    struct OnDrop(Arc<AtomicBool>);
-                    impl Drop for OnDrop {
-                        fn drop(&mut self) {
-                            self.0.store(true, Ordering::SeqCst);
-                        }
-                    }
-                    let _guard = OnDrop(c);
+                    let _guard = SetOnDrop(c);
                     s.store(true, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_secs(30)).await;
                     Ok::<(), String>(())
@@ -472,13 +454,7 @@ async fn busy_peer_gets_a_clear_error() {
 async fn shutdown_ends_pending_calls_with_an_error() {
     let (server, client) = pair().await;
     server
-        .add_handler(
-            "Test.rpc_hang",
-            Handler::unary(|_: (), _ctx| async move {
-                std::future::pending::<()>().await;
-                Ok::<(), String>(())
-            }),
-        )
+        .add_handler("Test.rpc_hang", hanging_handler())
         .unwrap();
     let s = stub(&client, &server);
     let call = tokio::spawn(async move { s.unary::<(), ()>("rpc_hang", ()).await });

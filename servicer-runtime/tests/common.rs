@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use servicer_runtime::{Multiaddr, P2P, P2PConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use servicer_runtime::{Handler, Multiaddr, P2P, P2PConfig};
 
 /// A generous bound for anything that should happen "soon" on a loaded 2-core machine.
 pub const SOON: Duration = Duration::from_secs(20);
@@ -49,5 +52,22 @@ pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
             "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A unary handler that never answers.
+pub fn hanging_handler() -> Handler {
+    Handler::unary(|_: (), _ctx| async move {
+        std::future::pending::<()>().await;
+        Ok::<(), String>(())
+    })
+}
+
+/// Sets its flag when dropped: a handler holding one sees its own cancellation.
+pub struct SetOnDrop(pub Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }
