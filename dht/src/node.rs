@@ -829,6 +829,32 @@ impl DhtNode {
         found.map(|v| self.decode(v)).transpose()
     }
 
+    /// Gets and decodes several keys with one shared search.
+    pub async fn get_many<V: DeserializeOwned>(
+        &self,
+        keys: Vec<Key>,
+        latest: bool,
+    ) -> Result<Vec<(Key, Option<ValueWithExpiration<DhtValue<V>>>)>, DhtError> {
+        let ids: Vec<DhtId> = keys.iter().map(|k| DhtId::generate(k.clone())).collect();
+        let sufficient = if latest {
+            f64::INFINITY
+        } else {
+            get_dht_time()
+        };
+        let mut found = self.get_many_by_id(&ids, Some(sufficient)).await;
+        keys.into_iter()
+            .zip(ids)
+            .map(|(key, id)| {
+                let value = found
+                    .remove(&id)
+                    .flatten()
+                    .map(|v| self.decode(v))
+                    .transpose()?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
     fn decode<V: DeserializeOwned>(
         &self,
         found: ValueWithExpiration<StoredValue>,
