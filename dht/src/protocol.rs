@@ -166,6 +166,15 @@ pub struct FindResponse {
 /// At most this many addresses of one node are taken from a message.
 const MAX_ADDRS_PER_NODE: usize = 8;
 
+/// Past this many recorded nodes, the records of nodes not in the routing table are dropped.
+const MAX_KNOWN_ADDRS: usize = 4096;
+
+type AddressBook = HashMap<PeerId, Vec<Vec<u8>>>;
+
+fn lock_addrs(m: &Mutex<AddressBook>) -> MutexGuard<'_, AddressBook> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What `call_find` learned about one key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindOutcome {
@@ -220,6 +229,8 @@ pub struct ProtocolState {
 
 struct Inner {
     p2p: P2P,
+    /// Where DHT nodes said they listen.
+    addrs: Mutex<AddressBook>,
     node_id: DhtId,
     config: ProtocolConfig,
     state: Mutex<ProtocolState>,
@@ -336,18 +347,29 @@ impl DhtProtocol {
                 })
                 .unzip()
         };
-        let mut peers: Vec<PeerId> = nearest.iter().flatten().map(|(_, p)| *p).collect();
-        peers.sort();
-        peers.dedup();
-        let addrs: HashMap<PeerId, Vec<Vec<u8>>> =
-            match self.inner.p2p.addresses_of(peers.clone()).await {
-                Ok(found) => peers
-                    .into_iter()
-                    .zip(found)
-                    .map(|(p, a)| (p, a.into_iter().map(|m| m.to_vec()).collect()))
-                    .collect(),
-                Err(_) => HashMap::new(),
-            };
+        let mut addrs: HashMap<PeerId, Vec<Vec<u8>>> = HashMap::new();
+        let mut unknown: Vec<PeerId> = Vec::new();
+        {
+            let known = lock_addrs(&self.inner.addrs);
+            for (_, peer) in nearest.iter().flatten() {
+                match known.get(peer) {
+                    Some(a) => {
+                        addrs.insert(*peer, a.clone());
+                    }
+                    None => unknown.push(*peer),
+                }
+            }
+        }
+        unknown.sort();
+        unknown.dedup();
+        // Nodes whose addresses came only from libp2p (dials, identify): ask the swarm.
+        if !unknown.is_empty()
+            && let Ok(found) = self.inner.p2p.addresses_of(unknown.clone()).await
+        {
+            for (peer, a) in unknown.into_iter().zip(found) {
+                addrs.insert(peer, a.into_iter().map(|m| m.to_vec()).collect());
+            }
+        }
         let results = values
             .into_iter()
             .zip(nearest)
@@ -449,6 +471,7 @@ impl DhtProtocol {
         let protocol = DhtProtocol {
             inner: Arc::new(Inner {
                 p2p: p2p.clone(),
+                addrs: Mutex::default(),
                 node_id,
                 rpc_slots: config.parallel_rpc.map(Semaphore::new),
                 config,
@@ -514,13 +537,35 @@ impl DhtProtocol {
         if sender.node_id.is_none() || sender.addrs.is_empty() {
             return;
         }
-        let addrs: Vec<Multiaddr> = sender
-            .addrs
-            .iter()
-            .take(MAX_ADDRS_PER_NODE)
-            .filter_map(|a| Multiaddr::try_from(a.clone()).ok())
-            .collect();
-        let _ = self.inner.p2p.add_addresses(peer, addrs).await;
+        let learned = self.learn_addresses(vec![(peer, sender.addrs.clone())]);
+        if !learned.is_empty() {
+            let _ = self.inner.p2p.add_peer_addresses(learned).await;
+        }
+    }
+
+    /// Records addresses of DHT nodes; returns the ones that are new, parsed, for the P2P node.
+    /// The record answers find requests without a trip to the swarm task.
+    fn learn_addresses(&self, peers: Vec<(PeerId, Vec<Vec<u8>>)>) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let mut known = lock_addrs(&self.inner.addrs);
+        let mut new = Vec::new();
+        for (peer, mut addrs) in peers {
+            addrs.truncate(MAX_ADDRS_PER_NODE);
+            if addrs.is_empty() || known.get(&peer) == Some(&addrs) {
+                continue;
+            }
+            let parsed = addrs
+                .iter()
+                .filter_map(|a| Multiaddr::try_from(a.clone()).ok())
+                .collect();
+            known.insert(peer, addrs);
+            new.push((peer, parsed));
+        }
+        // Keep the record to about the nodes the routing table can hold.
+        if known.len() > MAX_KNOWN_ADDRS {
+            let state = self.state();
+            known.retain(|peer, _| state.routing_table.get_id(peer).is_some());
+        }
+        new
     }
 
     fn stub(&self, peer: PeerId) -> DhtProtocolStub {
@@ -653,14 +698,7 @@ impl DhtProtocol {
                     .into_iter()
                     .filter_map(|record| {
                         let peer = PeerId::from_bytes(&record.peer_id).ok()?;
-                        let addrs: Vec<Multiaddr> = record
-                            .addrs
-                            .into_iter()
-                            .filter_map(|a| Multiaddr::try_from(a).ok())
-                            .collect();
-                        if !addrs.is_empty() {
-                            addresses.push((peer, addrs));
-                        }
+                        addresses.push((peer, record.addrs));
                         Some((record.node_id, peer))
                     })
                     .collect();
@@ -684,8 +722,9 @@ impl DhtProtocol {
                 (key, FindOutcome { value, nearest })
             })
             .collect();
-        if !addresses.is_empty() {
-            let _ = self.inner.p2p.add_peer_addresses(addresses).await;
+        let learned = self.learn_addresses(addresses);
+        if !learned.is_empty() {
+            let _ = self.inner.p2p.add_peer_addresses(learned).await;
         }
         Some(outcomes)
     }
