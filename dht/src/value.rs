@@ -12,6 +12,9 @@ pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, DhtErro
 }
 
 /// Decodes a msgpack value of at most `limit` bytes.
+///
+/// Python tuples arrive as hivemind's ext type 0x40; they decode as Rust tuples or sequences.
+/// (Rust tuples are written as plain arrays, which Python reads as lists.)
 pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, DhtError> {
     if bytes.len() > limit {
         return Err(DhtError::ValueTooLarge {
@@ -19,7 +22,64 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T
             limit,
         });
     }
-    rmp_serde::from_slice(bytes).map_err(|e| DhtError::Decode(e.to_string()))
+    match rmp_serde::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(first) => {
+            // Only values with ext types need the slower path.
+            let plain =
+                without_tuple_ext(bytes).ok_or_else(|| DhtError::Decode(first.to_string()))?;
+            rmp_serde::from_slice(&plain).map_err(|e| DhtError::Decode(e.to_string()))
+        }
+    }
+}
+
+/// Re-encodes a msgpack value with every tuple (ext 0x40) turned into a plain array; `None` if
+/// the bytes are not one valid value or hold no tuple.
+fn without_tuple_ext(bytes: &[u8]) -> Option<Vec<u8>> {
+    fn unwrap_tuples(value: rmpv::Value, depth: usize, changed: &mut bool) -> Option<rmpv::Value> {
+        // Nesting deeper than this is refused rather than risking the stack.
+        if depth > 64 {
+            return None;
+        }
+        Some(match value {
+            rmpv::Value::Ext(code, data) if code == crate::id::TUPLE_EXT => {
+                *changed = true;
+                let inner = rmpv::decode::read_value(&mut data.as_slice()).ok()?;
+                unwrap_tuples(inner, depth + 1, changed)?
+            }
+            rmpv::Value::Array(items) => rmpv::Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| unwrap_tuples(v, depth + 1, changed))
+                    .collect::<Option<_>>()?,
+            ),
+            rmpv::Value::Map(entries) => rmpv::Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        Some((
+                            unwrap_tuples(k, depth + 1, changed)?,
+                            unwrap_tuples(v, depth + 1, changed)?,
+                        ))
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+            other => other,
+        })
+    }
+    let mut input = bytes;
+    let value = rmpv::decode::read_value(&mut input).ok()?;
+    if !input.is_empty() {
+        return None;
+    }
+    let mut changed = false;
+    let value = unwrap_tuples(value, 0, &mut changed)?;
+    if !changed {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    rmpv::encode::write_value(&mut out, &value).ok()?;
+    Some(out)
 }
 
 #[cfg(test)]
@@ -60,5 +120,20 @@ mod tests {
             Err(DhtError::ValueTooLarge { .. })
         ));
         assert!(decode_value::<Expert>(b"\xc1garbage", 1024).is_err());
+    }
+
+    #[test]
+    fn python_tuples_decode_as_rust_tuples() {
+        // hivemind's msgpack for ("a", (1, 2)): ext 0x40 around ["a", ext 0x40 around [1, 2]].
+        let inner = crate::Key::from((1, 2)).to_msgpack();
+        let mut array = vec![0x92, 0xa1, b'a'];
+        array.extend_from_slice(&inner);
+        let mut outer = vec![0xc7, array.len() as u8, 0x40];
+        outer.extend_from_slice(&array);
+        let decoded: (String, (i32, i32)) = decode_value(&outer, 1024).unwrap();
+        assert_eq!(decoded, ("a".to_string(), (1, 2)));
+        let as_list: Vec<i32> =
+            decode_value(&crate::Key::from((1, 2, 3)).to_msgpack(), 1024).unwrap();
+        assert_eq!(as_list, [1, 2, 3]);
     }
 }
