@@ -224,6 +224,15 @@ impl Dht {
         .await
     }
 
+    /// Adds record validators to the running node.
+    pub fn add_validators(
+        &self,
+        validators: Vec<Arc<dyn crate::RecordValidator>>,
+    ) -> Result<(), DhtError> {
+        self.running(None)?.0.add_validators(validators);
+        Ok(())
+    }
+
     /// The node's peer id.
     pub fn peer_id(&self) -> Result<PeerId, DhtError> {
         Ok(self.running(None)?.0.p2p().peer_id())

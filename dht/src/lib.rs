@@ -10,14 +10,16 @@ pub mod routing;
 pub mod storage;
 pub mod time;
 pub mod traverse;
+pub mod validation;
 pub mod value;
 
 pub use error::DhtError;
 pub use handle::Dht;
 pub use id::{DhtId, Key};
-pub use node::{DhtConfig, DhtNode, DhtValue, StoreRequestItem};
+pub use node::{DhtConfig, DhtNode, DhtValue, StoreRequestItem, Validators};
 pub use protocol::{DhtProtocol, DhtProtocolStub, ProtocolConfig};
 pub use routing::{KBucket, RoutingTable};
 pub use storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue, TimedStorage};
 pub use time::{DhtTime, ValueWithExpiration, get_dht_time};
+pub use validation::{CompositeValidator, DhtRecord, REGULAR_SUBKEY, RecordValidator};
 pub use value::{decode_value, encode_value};

@@ -18,6 +18,7 @@ use crate::protocol::{FindOutcome, ProtocolConfig, StoreItem, StoreValue, store_
 use crate::storage::StoredValue;
 use crate::time::{DhtTime, ValueWithExpiration, get_dht_time};
 use crate::traverse::{Answer, Keyspace, TraverseConfig, traverse};
+use crate::validation::{DhtRecord, REGULAR_SUBKEY, RecordValidator};
 use crate::{DhtError, DhtId, DhtProtocol, Key, decode_value, encode_value};
 
 /// How a [`DhtNode`] is created; the defaults are hivemind's.
@@ -73,6 +74,18 @@ pub struct DhtConfig {
     pub strict: bool,
     /// The largest value `get` decodes. Default 4 MiB.
     pub max_value_size: usize,
+    /// Validators for every stored and found record (hivemind's `record_validators`).
+    pub record_validators: Validators,
+}
+
+/// A list of record validators, for [`DhtConfig::record_validators`].
+#[derive(Clone, Default)]
+pub struct Validators(pub Vec<Arc<dyn RecordValidator>>);
+
+impl std::fmt::Debug for Validators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Validators({})", self.0.len())
+    }
 }
 
 impl Default for DhtConfig {
@@ -102,6 +115,7 @@ impl Default for DhtConfig {
             ensure_bootstrap_success: true,
             strict: true,
             max_value_size: servicer_runtime::DEFAULT_MAX_MESSAGE_SIZE,
+            record_validators: Validators::default(),
         }
     }
 }
@@ -335,6 +349,9 @@ impl DhtNode {
                 client_mode: config.client_mode,
             },
         )?;
+        protocol
+            .validator()
+            .extend(config.record_validators.0.iter().cloned());
         let node = DhtNode {
             inner: Arc::new(NodeInner {
                 refresh_queue: Mutex::default(),
@@ -483,6 +500,11 @@ impl DhtNode {
             .background
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds record validators to the running node.
+    pub fn add_validators(&self, validators: impl IntoIterator<Item = Arc<dyn RecordValidator>>) {
+        self.inner.protocol.validator().extend(validators);
     }
 
     /// How many gets of `key` are in flight now (searching or waiting on another's search).
@@ -707,12 +729,19 @@ impl DhtNode {
                 .iter()
                 .map(|&i| {
                     let item = &items[i];
-                    let value = match &item.subkey {
+                    let subkey = item.subkey.as_ref().map(Key::to_msgpack);
+                    let signed = self.inner.protocol.validator().sign_value(&DhtRecord {
+                        key: key_id.to_bytes().to_vec(),
+                        subkey: subkey.clone().unwrap_or_else(|| REGULAR_SUBKEY.to_vec()),
+                        value: item.value.clone(),
+                        expiration_time: item.expiration_time,
+                    });
+                    let value = match subkey {
                         Some(subkey) => StoreValue::Subkey {
-                            subkey: subkey.to_msgpack(),
-                            value: item.value.clone(),
+                            subkey,
+                            value: signed,
                         },
-                        None => StoreValue::Regular(item.value.clone()),
+                        None => StoreValue::Regular(signed),
                     };
                     (
                         i,
@@ -791,10 +820,16 @@ impl DhtNode {
     }
 
     fn store_locally(&self, items: Vec<StoreItem>) -> Vec<bool> {
+        let valid: Vec<bool> = items
+            .iter()
+            .map(|i| self.inner.protocol.valid_item(i))
+            .collect();
         let mut state = self.inner.protocol.state();
         items
             .into_iter()
-            .map(|item| match item.value {
+            .zip(valid)
+            .map(|(item, valid)| match item.value {
+                _ if !valid => false,
                 StoreValue::Regular(v) => {
                     state.storage.store(item.key, v, item.expiration_time, None)
                 }
@@ -826,7 +861,7 @@ impl DhtNode {
             .await
             .remove(&id)
             .flatten();
-        found.map(|v| self.decode(v)).transpose()
+        found.map(|v| self.decode(&id, v)).transpose()
     }
 
     /// Gets and decodes several keys with one shared search.
@@ -848,27 +883,45 @@ impl DhtNode {
                 let value = found
                     .remove(&id)
                     .flatten()
-                    .map(|v| self.decode(v))
+                    .map(|v| self.decode(&id, v))
                     .transpose()?;
                 Ok((key, value))
             })
             .collect()
     }
 
+    /// Strips what validators added (signatures) and decodes the msgpack values.
     fn decode<V: DeserializeOwned>(
         &self,
+        key: &DhtId,
         found: ValueWithExpiration<StoredValue>,
     ) -> Result<ValueWithExpiration<DhtValue<V>>, DhtError> {
         let limit = self.inner.config.max_value_size;
+        let validator = self.inner.protocol.validator();
+        let strip = |subkey: &[u8], value: &[u8], expiration_time| {
+            if validator.is_empty() {
+                return value.to_vec();
+            }
+            validator.strip_value(&DhtRecord {
+                key: key.to_bytes().to_vec(),
+                subkey: subkey.to_vec(),
+                value: value.to_vec(),
+                expiration_time,
+            })
+        };
         let value = match found.value {
-            StoredValue::Regular(bytes) => DhtValue::Regular(decode_value(&bytes, limit)?),
+            StoredValue::Regular(bytes) => DhtValue::Regular(decode_value(
+                &strip(REGULAR_SUBKEY, &bytes, found.expiration_time),
+                limit,
+            )?),
             StoredValue::Dictionary(mut dict) => DhtValue::Dictionary(
                 dict.items()
                     .map(|(subkey, v)| {
+                        let bytes = strip(subkey, &v.value, v.expiration_time);
                         Ok((
                             subkey.clone(),
                             ValueWithExpiration::new(
-                                decode_value(&v.value, limit)?,
+                                decode_value(&bytes, limit)?,
                                 v.expiration_time,
                             ),
                         ))

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use crate::routing::RoutingTable;
 use crate::storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue};
 use crate::time::{DhtTime, MAX_DHT_TIME_DISCREPANCY_SECONDS, ValueWithExpiration, get_dht_time};
+use crate::validation::{CompositeValidator, DhtRecord, REGULAR_SUBKEY};
 use crate::{DhtError, DhtId};
 
 /// Who sent a message: the sender's node id, or `None` for a client-mode node, which others must
@@ -229,6 +230,7 @@ pub struct ProtocolState {
 
 struct Inner {
     p2p: P2P,
+    validator: Arc<CompositeValidator>,
     /// Where DHT nodes said they listen.
     addrs: Mutex<AddressBook>,
     node_id: DhtId,
@@ -287,11 +289,21 @@ impl DhtProtocol {
         self.remember_addresses(ctx.remote_peer(), &request.peer)
             .await;
         self.update_routing_table(request.peer.node_id, ctx.remote_peer(), true);
+        // Validate before taking the lock: validators may verify signatures.
+        let valid: Vec<bool> = request
+            .items
+            .iter()
+            .map(|item| self.valid_item(item))
+            .collect();
         let mut state = self.state();
         let store_ok = request
             .items
             .into_iter()
-            .map(|item| {
+            .zip(valid)
+            .map(|(item, valid)| {
+                if !valid {
+                    return false;
+                }
                 let target = if item.in_cache {
                     &mut state.cache
                 } else {
@@ -471,6 +483,7 @@ impl DhtProtocol {
         let protocol = DhtProtocol {
             inner: Arc::new(Inner {
                 p2p: p2p.clone(),
+                validator: Arc::default(),
                 addrs: Mutex::default(),
                 node_id,
                 rpc_slots: config.parallel_rpc.map(Semaphore::new),
@@ -566,6 +579,44 @@ impl DhtProtocol {
             known.retain(|peer, _| state.routing_table.get_id(peer).is_some());
         }
         new
+    }
+
+    /// The validators every stored and found record goes through.
+    pub fn validator(&self) -> &Arc<CompositeValidator> {
+        &self.inner.validator
+    }
+
+    /// Whether a record passes the validators.
+    pub fn valid(
+        &self,
+        key: &DhtId,
+        subkey: &[u8],
+        value: &[u8],
+        expiration_time: DhtTime,
+    ) -> bool {
+        let validator = &self.inner.validator;
+        validator.is_empty()
+            || validator.validate(&DhtRecord {
+                key: key.to_bytes().to_vec(),
+                subkey: subkey.to_vec(),
+                value: value.to_vec(),
+                expiration_time,
+            })
+    }
+
+    /// Whether every record of a store item passes the validators.
+    pub fn valid_item(&self, item: &StoreItem) -> bool {
+        match &item.value {
+            StoreValue::Regular(value) => {
+                self.valid(&item.key, REGULAR_SUBKEY, value, item.expiration_time)
+            }
+            StoreValue::Subkey { subkey, value } => {
+                self.valid(&item.key, subkey, value, item.expiration_time)
+            }
+            StoreValue::Dictionary(entries) => entries
+                .iter()
+                .all(|e| self.valid(&item.key, &e.subkey, &e.value, e.expiration_time)),
+        }
     }
 
     fn stub(&self, peer: PeerId) -> DhtProtocolStub {
@@ -702,8 +753,20 @@ impl DhtProtocol {
                         Some((record.node_id, peer))
                     })
                     .collect();
+                // A value that fails validation counts as not found.
                 let value = match result.value {
                     FoundValue::NotFound => None,
+                    FoundValue::Regular {
+                        ref value,
+                        expiration_time,
+                    } if !self.valid(&key, REGULAR_SUBKEY, value, expiration_time) => None,
+                    FoundValue::Dictionary { ref entries, .. }
+                        if !entries
+                            .iter()
+                            .all(|e| self.valid(&key, &e.subkey, &e.value, e.expiration_time)) =>
+                    {
+                        None
+                    }
                     FoundValue::Regular {
                         value,
                         expiration_time,
