@@ -6,6 +6,14 @@ use std::time::Duration;
 use dht::{Dht, DhtConfig, DhtError, DhtValue, Key, get_dht_time};
 use servicer_runtime::P2PConfig;
 
+/// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
+fn patient() -> DhtConfig {
+    DhtConfig {
+        wait_timeout: std::time::Duration::from_secs(30),
+        ..DhtConfig::default()
+    }
+}
+
 fn regular<V: Clone>(found: Option<dht::ValueWithExpiration<DhtValue<V>>>) -> Option<V> {
     match found?.value {
         DhtValue::Regular(v) => Some(v),
@@ -15,10 +23,10 @@ fn regular<V: Clone>(found: Option<dht::ValueWithExpiration<DhtValue<V>>>) -> Op
 
 #[test]
 fn get_store() {
-    let first = Dht::start(DhtConfig::default()).unwrap();
+    let first = Dht::start(patient()).unwrap();
     let maddrs = first.visible_maddrs().unwrap();
     let others: Vec<Dht> = (0..9)
-        .map(|_| Dht::spawn(DhtConfig::default().with_initial_peers(maddrs.clone())).unwrap())
+        .map(|_| Dht::spawn(patient().with_initial_peers(maddrs.clone())).unwrap())
         .collect();
     for dht in &others {
         dht.wait_until_ready(Some(Duration::from_secs(30))).unwrap();
@@ -86,7 +94,7 @@ mod rmpv_like {
 
 #[test]
 fn run_closures_against_the_node() {
-    let dht = Dht::start(DhtConfig::default()).unwrap();
+    let dht = Dht::start(patient()).unwrap();
     assert_eq!(dht.run(|_node| async { "pew" }).unwrap(), "pew");
     let failing: Result<(), String> = dht.run(|_node| async { Err("boom".to_string()) }).unwrap();
     assert_eq!(failing.unwrap_err(), "boom");
@@ -101,7 +109,7 @@ fn run_closures_against_the_node() {
 
 #[test]
 fn visible_maddrs() {
-    let dht = Dht::start(DhtConfig::default()).unwrap();
+    let dht = Dht::start(patient()).unwrap();
     assert!(
         dht.visible_maddrs()
             .unwrap()
@@ -111,8 +119,7 @@ fn visible_maddrs() {
     dht.shutdown();
     let announced: servicer_runtime::Multiaddr = "/ip4/123.45.67.89/tcp/31337".parse().unwrap();
     let dht = Dht::start(
-        DhtConfig::default()
-            .with_p2p(P2PConfig::default().with_announce_addrs([announced.clone()])),
+        patient().with_p2p(P2PConfig::default().with_announce_addrs([announced.clone()])),
     )
     .unwrap();
     let peer = dht.peer_id().unwrap();
@@ -137,7 +144,7 @@ fn startup_errors() {
     let config = || DhtConfig {
         wait_timeout: Duration::from_secs(1),
         p2p: P2PConfig::default().with_connect_timeout(Duration::from_secs(1)),
-        ..DhtConfig::default().with_initial_peers([addr.clone()])
+        ..patient().with_initial_peers([addr.clone()])
     };
     let err = Dht::start(config()).unwrap_err();
     assert!(err.to_string().contains("bootstrap failed"), "{err}");

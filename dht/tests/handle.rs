@@ -4,12 +4,18 @@ use std::time::Duration;
 
 use dht::{Dht, DhtConfig, DhtError, DhtValue, get_dht_time};
 
+/// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
+fn patient() -> DhtConfig {
+    DhtConfig {
+        wait_timeout: std::time::Duration::from_secs(30),
+        ..DhtConfig::default()
+    }
+}
+
 #[test]
 fn dht_handle_from_blocking_code() {
-    let first = Dht::start(DhtConfig::default()).unwrap();
-    let second =
-        Dht::spawn(DhtConfig::default().with_initial_peers(first.visible_maddrs().unwrap()))
-            .unwrap();
+    let first = Dht::start(patient()).unwrap();
+    let second = Dht::spawn(patient().with_initial_peers(first.visible_maddrs().unwrap())).unwrap();
     second
         .wait_until_ready(Some(Duration::from_secs(30)))
         .unwrap();
@@ -40,7 +46,7 @@ fn dht_handle_from_blocking_code() {
 
 #[tokio::test]
 async fn dht_handle_from_async_code() {
-    let dht = Dht::start(DhtConfig::default()).unwrap();
+    let dht = Dht::start(patient()).unwrap();
     let exp = get_dht_time() + 60.0;
     assert!(
         dht.store_async("k", &42u32, exp, Some("sub".into()))
@@ -57,7 +63,7 @@ async fn dht_handle_from_async_code() {
 
 #[test]
 fn start_failure_is_an_error_not_a_panic() {
-    let bad = DhtConfig::default().with_p2p(
+    let bad = patient().with_p2p(
         servicer_runtime::P2PConfig::default()
             .with_listen_addrs(["/ip4/203.0.113.1/tcp/1".parse().unwrap()]),
     );

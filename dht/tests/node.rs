@@ -12,13 +12,22 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use servicer_runtime::Multiaddr;
 
+/// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
+fn patient() -> DhtConfig {
+    DhtConfig {
+        wait_timeout: std::time::Duration::from_secs(30),
+        ..DhtConfig::default()
+    }
+}
+
 fn node_config(initial: Vec<Multiaddr>) -> DhtConfig {
     DhtConfig {
         bucket_size: 5,
         num_replicas: 3,
         parallel_rpc: Some(10),
-        wait_timeout: Duration::from_secs(10),
-        ..DhtConfig::default()
+        // Only failures wait this long; generous for a loaded 2-core machine.
+        wait_timeout: Duration::from_secs(30),
+        ..patient()
     }
     .with_initial_peers(initial)
 }
@@ -111,7 +120,7 @@ async fn dht_node() {
     assert_eq!(everyone[&dummy].len(), nodes.len() + 1);
 
     // 5. A node without peers knows only itself.
-    let detached = DhtNode::create(DhtConfig::default()).await.unwrap();
+    let detached = DhtNode::create(patient()).await.unwrap();
     let alone = detached.find_nearest_nodes(&[dummy], None, false).await;
     assert_eq!(
         alone[&dummy],
@@ -235,16 +244,16 @@ async fn dht_node() {
 
 #[tokio::test]
 async fn bootstrap_fails_clearly_without_answering_peers() {
-    let ghost = DhtNode::create(DhtConfig::default()).await.unwrap();
+    let ghost = DhtNode::create(patient()).await.unwrap();
     let addrs = ghost.p2p().visible_maddrs();
     ghost.shutdown().await;
-    let err = DhtNode::create(DhtConfig::default().with_initial_peers(addrs.clone()))
+    let err = DhtNode::create(patient().with_initial_peers(addrs.clone()))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("bootstrap failed"), "{err}");
     let lenient = DhtNode::create(DhtConfig {
         ensure_bootstrap_success: false,
-        ..DhtConfig::default().with_initial_peers(addrs)
+        ..patient().with_initial_peers(addrs)
     })
     .await
     .unwrap();

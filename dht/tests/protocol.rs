@@ -11,7 +11,7 @@ fn config(client_mode: bool) -> ProtocolConfig {
         bucket_size: 20,
         depth_modulo: 5,
         num_replicas: 3,
-        wait_timeout: Duration::from_secs(5),
+        wait_timeout: Duration::from_secs(30),
         client_mode,
         ..ProtocolConfig::default()
     }

@@ -8,8 +8,24 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-/// Node 0, then `n - 1` nodes that all bootstrap from it.
+/// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
+fn patient() -> DhtConfig {
+    DhtConfig {
+        wait_timeout: std::time::Duration::from_secs(30),
+        ..DhtConfig::default()
+    }
+}
+
+/// RPC deadline for swarm tests: only failures wait for it, and a loaded 2-core CI machine
+/// starting many nodes at once can be slow to answer.
+const PATIENT: Duration = Duration::from_secs(30);
+
+/// Node 0, then `n - 1` nodes that all bootstrap from it (all at once).
 async fn star(n: usize, config: impl Fn() -> DhtConfig) -> Vec<DhtNode> {
+    let config = || DhtConfig {
+        wait_timeout: PATIENT,
+        ..config()
+    };
     let first = DhtNode::create(config()).await.unwrap();
     let maddrs = first.p2p().visible_maddrs();
     let mut nodes = vec![first];
@@ -41,7 +57,7 @@ async fn replicas_are_exactly_num_replicas() {
     let nodes = star(20, || DhtConfig {
         num_replicas,
         cache_on_store: false,
-        ..DhtConfig::default()
+        ..patient()
     })
     .await;
     // Everyone knows everyone before counting: a node met later would receive replicas of the
@@ -91,7 +107,7 @@ async fn edge_case_keys_subkeys_and_values() {
     let mut rng = StdRng::seed_from_u64(seed);
     let nodes = star(4, || DhtConfig {
         parallel_rpc: Some(4),
-        ..DhtConfig::default()
+        ..patient()
     })
     .await;
     let subkeys: Vec<Key> = vec![
@@ -141,8 +157,7 @@ async fn edge_case_keys_subkeys_and_values() {
 async fn blacklist_after_two_peers_shut_down() {
     let mut nodes = star(4, || DhtConfig {
         blacklist_time: Duration::from_secs(999),
-        wait_timeout: Duration::from_secs(5),
-        ..DhtConfig::default()
+        ..patient()
     })
     .await;
     for node in &nodes {
@@ -195,7 +210,7 @@ async fn concurrent_gets_of_a_key_share_one_search() {
     .unwrap();
     let node = DhtNode::create(DhtConfig {
         wait_timeout: Duration::from_secs(10),
-        ..DhtConfig::default()
+        ..patient()
     })
     .await
     .unwrap();
@@ -260,7 +275,7 @@ async fn caching_and_cache_refresh() {
     let config = || DhtConfig {
         cache_refresh_before_expiry: Some(Duration::from_secs(3)),
         reuse_get_requests: false,
-        ..DhtConfig::default()
+        ..patient()
     };
     let node2 = DhtNode::create(config()).await.unwrap();
     let node1 = DhtNode::create(DhtConfig {
@@ -353,7 +368,7 @@ async fn routing_table_refresh_runs_periodically() {
     .unwrap();
     let node = DhtNode::create(DhtConfig {
         refresh_timeout: Some(Duration::from_millis(200)),
-        ..DhtConfig::default()
+        ..patient()
     })
     .await
     .unwrap();

@@ -10,6 +10,14 @@ use dht::{
     get_dht_time,
 };
 
+/// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
+fn patient() -> DhtConfig {
+    DhtConfig {
+        wait_timeout: std::time::Duration::from_secs(30),
+        ..DhtConfig::default()
+    }
+}
+
 /// Appends a marker when signing and requires it when validating.
 struct Marker;
 
@@ -37,7 +45,7 @@ impl RecordValidator for Marker {
 fn with_marker() -> DhtConfig {
     DhtConfig {
         record_validators: Validators(vec![Arc::new(Marker)]),
-        ..DhtConfig::default()
+        ..patient()
     }
 }
 
@@ -92,10 +100,9 @@ async fn values_are_signed_checked_and_stripped() {
 
 #[test]
 fn validators_added_to_a_running_dht() {
-    let dht = Dht::start(DhtConfig::default()).unwrap();
+    let dht = Dht::start(patient()).unwrap();
     let peer = dht.peer_id().unwrap();
-    let writer =
-        Dht::start(DhtConfig::default().with_initial_peers(dht.visible_maddrs().unwrap())).unwrap();
+    let writer = Dht::start(patient().with_initial_peers(dht.visible_maddrs().unwrap())).unwrap();
     let exp = get_dht_time() + 60.0;
     let raw_store = move |key: &'static str| {
         writer.run(move |node| async move {
