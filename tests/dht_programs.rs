@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The example binaries next to this test's binary. `cargo test` builds examples, but not when
-/// only this test is selected, and never rebuilds stale ones for it: build them once here (a no-op
-/// when they are fresh).
+/// only this test is selected, and never rebuilds stale ones for it: build them once here. With
+/// `--workspace` the features match those of `cargo test --workspace`, so after it this is a no-op.
 fn example(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test binary path");
