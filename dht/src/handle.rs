@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use servicer_runtime::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 
+use crate::lock;
 use crate::{DhtConfig, DhtError, DhtNode, DhtTime, DhtValue, Key, ValueWithExpiration};
 
 struct Running {
@@ -255,8 +256,4 @@ impl Dht {
         *lock(&self.inner.running) = Some(Err(DhtError::Stopped("the node has shut down".into())));
         *lock(&self.inner.ready) = None;
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

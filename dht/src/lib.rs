@@ -23,3 +23,9 @@ pub use storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue, TimedStorage
 pub use time::{DhtTime, ValueWithExpiration, get_dht_time};
 pub use validation::{CompositeValidator, DhtRecord, REGULAR_SUBKEY, RecordValidator};
 pub use value::{decode_value, encode_value};
+
+/// Locks a mutex, recovering it if a panicking thread poisoned it: every lock in this crate
+/// guards plain data that stays consistent between statements.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

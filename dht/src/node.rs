@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::blacklist::Blacklist;
+use crate::lock;
 use crate::protocol::{FindOutcome, ProtocolConfig, StoreItem, StoreValue, store_value};
 use crate::storage::StoredValue;
 use crate::time::{DhtTime, ValueWithExpiration, get_dht_time};
@@ -1279,10 +1280,6 @@ fn random_in_bucket(lower: DhtId, depth: u32) -> DhtId {
         id = id.with_bit(bit, random.bit(bit));
     }
     id
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One item of [`DhtNode::store_many`]: an encoded value under a key, optionally a subkey.

@@ -172,10 +172,6 @@ const MAX_KNOWN_ADDRS: usize = 4096;
 
 type AddressBook = HashMap<PeerId, Vec<Vec<u8>>>;
 
-fn lock_addrs(m: &Mutex<AddressBook>) -> MutexGuard<'_, AddressBook> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// What `call_find` learned about one key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindOutcome {
@@ -362,7 +358,7 @@ impl DhtProtocol {
         let mut addrs: HashMap<PeerId, Vec<Vec<u8>>> = HashMap::new();
         let mut unknown: Vec<PeerId> = Vec::new();
         {
-            let known = lock_addrs(&self.inner.addrs);
+            let known = crate::lock(&self.inner.addrs);
             for (_, peer) in nearest.iter().flatten() {
                 match known.get(peer) {
                     Some(a) => {
@@ -559,7 +555,7 @@ impl DhtProtocol {
     /// Records addresses of DHT nodes; returns the ones that are new, parsed, for the P2P node.
     /// The record answers find requests without a trip to the swarm task.
     fn learn_addresses(&self, peers: Vec<(PeerId, Vec<Vec<u8>>)>) -> Vec<(PeerId, Vec<Multiaddr>)> {
-        let mut known = lock_addrs(&self.inner.addrs);
+        let mut known = crate::lock(&self.inner.addrs);
         let mut new = Vec::new();
         for (peer, mut addrs) in peers {
             addrs.truncate(MAX_ADDRS_PER_NODE);

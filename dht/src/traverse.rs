@@ -11,6 +11,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::Notify;
 
+use crate::lock;
+
 /// A point of a metric keyspace: node ids and query ids alike.
 pub trait Keyspace: Copy + Eq + Hash + Ord + Send + Sync + 'static {
     /// Distance type; smaller is closer.
@@ -290,10 +292,6 @@ where
     drop(workers);
     let state = state.into_inner().unwrap_or_else(|e| e.into_inner());
     (state.nearest, state.visited)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
