@@ -337,7 +337,14 @@ impl P2P {
         }
         let (reply, rx) = oneshot::channel();
         self.command(Command::OpenStream { peer, reply }).await?;
-        let (stream, connection) = rx.await.map_err(|_| RpcError::Shutdown)??;
+        let (stream, connection) = rx.await.map_err(|_| {
+            if self.is_shut_down() {
+                RpcError::Shutdown
+            } else {
+                // The connection closed before its handler could open the stream.
+                RpcError::ConnectionClosed("connection closed while opening a stream".into())
+            }
+        })??;
         Ok(PooledStream {
             io: server::framed(stream, self.inner.shared.config.max_message_size),
             connection,
