@@ -2,6 +2,8 @@
 //!
 //! A call on a stream is one `Call` frame (handler name and kind), then `Message` frames each way,
 //! an `End` frame after the last message of a stream, or one `Error` frame that ends the call.
+//! After a streaming call that both sides finished cleanly, the server adds a second `End` (the
+//! trailer): the stream then carries the next call, like the stream of a finished unary call.
 //! Every length is checked against the receiver's limit before a byte of payload is buffered.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};

@@ -11,8 +11,8 @@
 //!
 //! Wire: every call runs on a libp2p stream of the protocol `/servicer/rpc/1.0.0` as frames
 //! `kind | u32 length | payload` (see the `frame` module): a call header, messages, and an end or an
-//! error frame. Streams of finished unary calls are kept and reused, so a unary call costs one round
-//! trip and no protocol negotiation.
+//! error frame. Streams of finished calls are kept and reused, so a call costs one round trip and
+//! no protocol negotiation.
 
 mod behaviour;
 pub mod codec;
