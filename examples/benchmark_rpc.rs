@@ -1,7 +1,7 @@
 //! RPC benchmark: our calls between two nodes on loopback TCP, beside a plain tokio TCP ping-pong
 //! with the same framing and codec, measured in the same run.
 //!
-//! `cargo run --release --example benchmark_rpc [-- --calls 1000 --json]`
+//! `cargo run --release --example benchmark_rpc [-- --calls 1000 --runtime current-thread --json]`
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,17 @@ struct Args {
     /// Print one JSON object per figure instead of a table.
     #[arg(long)]
     json: bool,
+    /// The tokio runtime both nodes (and the baseline) run on.
+    #[arg(long, value_enum, default_value_t = Runtime::MultiThread)]
+    runtime: Runtime,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Runtime {
+    /// tokio's default: a worker thread per core; every hop between tasks may wake a thread.
+    MultiThread,
+    /// One thread: no cross-thread wake-ups.
+    CurrentThread,
 }
 
 struct Figure {
@@ -104,9 +115,21 @@ impl Squarer {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = Args::parse();
+    let runtime = match args.runtime {
+        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .expect("tokio runtime");
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Args) {
     let server = P2P::create(P2PConfig::default()).await.unwrap();
     server
         .add_handlers(
