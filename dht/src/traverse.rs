@@ -299,6 +299,7 @@ mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
 
     impl Keyspace for u64 {
         type Distance = u64;
@@ -307,8 +308,11 @@ mod tests {
         }
     }
 
-    /// A swarm where each node knows its `k` nearest nodes and a few random ones.
-    fn swarm(n: usize, k: usize, seed: u64) -> HashMap<u64, Vec<u64>> {
+    /// A swarm shaped like Kademlia routing tables: each node knows its `k`
+    /// nearest nodes and up to two nodes per bucket (common-prefix length).
+    /// A `BTreeMap` so that `keys()` (and thus the start nodes) is the same in
+    /// every run: a `HashMap`'s order is random per process.
+    fn swarm(n: usize, k: usize, seed: u64) -> BTreeMap<u64, Vec<u64>> {
         let mut rng = StdRng::seed_from_u64(seed);
         let ids: Vec<u64> = (0..n).map(|_| rng.r#gen()).collect();
         ids.iter()
@@ -316,8 +320,13 @@ mod tests {
                 let mut others: Vec<u64> = ids.iter().copied().filter(|&o| o != id).collect();
                 others.sort_by_key(|o| o ^ id);
                 let mut known: Vec<u64> = others[..k].to_vec();
-                for _ in 0..4 {
-                    known.push(ids[rng.gen_range(0..n)]);
+                let mut per_bucket = [0u8; 65];
+                for &o in &others[k..] {
+                    let bucket = (o ^ id).leading_zeros() as usize;
+                    if per_bucket[bucket] < 2 {
+                        per_bucket[bucket] += 1;
+                        known.push(o);
+                    }
                 }
                 (id, known)
             })
@@ -333,7 +342,12 @@ mod tests {
 
     #[tokio::test]
     async fn finds_the_true_nearest_and_calls_back_once_per_query() {
-        let seed = 7;
+        for seed in 0..8 {
+            nearest_search_with_seed(seed).await;
+        }
+    }
+
+    async fn nearest_search_with_seed(seed: u64) {
         let graph = swarm(300, 8, seed);
         let ids: Vec<u64> = graph.keys().copied().collect();
         let mut rng = StdRng::seed_from_u64(seed + 1);
