@@ -242,7 +242,7 @@ pub struct DhtProtocol {
     inner: Arc<Inner>,
 }
 
-#[servicer]
+#[servicer(name = "DHTProtocol")]
 impl DhtProtocol {
     /// Answers with this node's id and clock; with `validate`, pings the caller back to tell it
     /// whether it is reachable.

@@ -198,7 +198,7 @@ async fn concurrent_gets_of_a_key_share_one_search() {
     let slow = P2P::create(P2PConfig::default()).await.unwrap();
     let log = asked.clone();
     slow.add_handler(
-        "DhtProtocol.rpc_find",
+        "DHTProtocol.rpc_find",
         Handler::unary(move |request: FindRequest, _ctx: RpcContext| {
             log.lock().unwrap().extend(request.keys.iter().copied());
             async move {
@@ -344,7 +344,7 @@ async fn routing_table_refresh_runs_periodically() {
     let spy_id = DhtId::random();
     let counter = finds.clone();
     spy.add_handler(
-        "DhtProtocol.rpc_find",
+        "DHTProtocol.rpc_find",
         Handler::unary(move |request: FindRequest, _ctx: RpcContext| {
             counter.fetch_add(1, Ordering::SeqCst);
             async move {

@@ -11,10 +11,10 @@ use crate::model::{Handler, Servicer, kind_name};
 pub(crate) fn servicer(model: &Servicer) -> TokenStream {
     let ident = &model.ident;
     let rt = &model.runtime;
-    let name = ident.to_string();
+    let name = &model.name;
     let stub = format_ident!("{}Stub", ident);
     let stub_doc = format!(
-        "Client stub for [`{name}`]: each method calls the same-named handler on a remote peer."
+        "Client stub for [`{ident}`]: each method calls the same-named handler on a remote peer."
     );
     let stub_methods = model.handlers.iter().map(|h| stub_method(model, h));
     let kinds = model.handlers.iter().map(|h| {
@@ -125,7 +125,7 @@ fn stub_method(model: &Servicer, handler: &Handler) -> TokenStream {
     let method_name = method.to_string();
     let req = handler.request.item();
     let resp = handler.response.item();
-    let doc = format!("Calls `{}.{method_name}` on the remote peer.", model.ident);
+    let doc = format!("Calls `{}.{method_name}` on the remote peer.", model.name);
     let output = if handler.response.is_stream() {
         quote! { #rt::ResponseStream<#resp> }
     } else {
@@ -169,7 +169,7 @@ fn stub_method(model: &Servicer, handler: &Handler) -> TokenStream {
 
 fn registration(model: &Servicer, handler: &Handler) -> TokenStream {
     let rt = &model.runtime;
-    let name = model.ident.to_string();
+    let name = &model.name;
     let method = &handler.ident;
     let method_name = method.to_string();
     let constructor = format_ident!(

@@ -29,6 +29,8 @@ mod parse;
 ///
 /// The runtime crate is found through the caller's dependencies (`servicer-runtime`, or the
 /// `servicer` facade); `#[servicer(crate = "path::to::runtime")]` names it explicitly.
+/// `#[servicer(name = "Name")]` sets the servicer's name in handle names (e.g. to match a Python
+/// class such as hivemind's `DHTProtocol`).
 #[proc_macro_attribute]
 pub fn servicer(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item2: proc_macro2::TokenStream = item.clone().into();
@@ -46,7 +48,8 @@ fn expand(
     attr: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
 ) -> syn::Result<proc_macro2::TokenStream> {
-    let runtime = runtime_path(attr)?;
+    let args = Args::parse(attr)?;
+    let runtime = runtime_path(args.runtime)?;
     let item_impl: syn::ItemImpl = match syn::parse2::<syn::Item>(item)? {
         syn::Item::Impl(item_impl) => item_impl,
         other => {
@@ -56,7 +59,10 @@ fn expand(
             ));
         }
     };
-    let model = parse::servicer(&item_impl, runtime)?;
+    let mut model = parse::servicer(&item_impl, runtime)?;
+    if let Some(name) = args.name {
+        model.name = name;
+    }
     let generated = emit::servicer(&model);
     Ok(quote! {
         #item_impl
@@ -64,21 +70,52 @@ fn expand(
     })
 }
 
-/// `crate = "path"` if given, else the runtime as the calling crate depends on it.
-fn runtime_path(attr: proc_macro2::TokenStream) -> syn::Result<syn::Path> {
-    let mut explicit = None;
-    if !attr.is_empty() {
+/// The attribute's arguments.
+struct Args {
+    /// `crate = "path::to::runtime"`.
+    runtime: Option<syn::Path>,
+    /// `name = "Name"`: the servicer's name in handle names (default: the type's name).
+    name: Option<String>,
+}
+
+impl Args {
+    fn parse(attr: proc_macro2::TokenStream) -> syn::Result<Args> {
+        let mut args = Args {
+            runtime: None,
+            name: None,
+        };
+        if attr.is_empty() {
+            return Ok(args);
+        }
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
                 let value: syn::LitStr = meta.value()?.parse()?;
-                explicit = Some(value.parse::<syn::Path>()?);
+                args.runtime = Some(value.parse::<syn::Path>()?);
+                Ok(())
+            } else if meta.path.is_ident("name") {
+                let value: syn::LitStr = meta.value()?.parse()?;
+                let name = value.value();
+                if name.is_empty() || name.contains(['.', '/']) || name.contains("::") {
+                    return Err(syn::Error::new(
+                        value.span(),
+                        "a servicer name must be non-empty and contain no `.`, `/` or `::`",
+                    ));
+                }
+                args.name = Some(name);
                 Ok(())
             } else {
-                Err(meta.error("unknown argument; the only one is `crate = \"path::to::runtime\"`"))
+                Err(meta.error(
+                    "unknown argument; expected `crate = \"path::to::runtime\"` or `name = \"Name\"`",
+                ))
             }
         });
         parser.parse2(attr)?;
+        Ok(args)
     }
+}
+
+/// The explicit runtime path if given, else the runtime as the calling crate depends on it.
+fn runtime_path(explicit: Option<syn::Path>) -> syn::Result<syn::Path> {
     if let Some(path) = explicit {
         return Ok(path);
     }

@@ -7,6 +7,8 @@ use syn::{Path, Type};
 pub(crate) struct Servicer {
     /// The implementing type's name, e.g. `Foo`.
     pub ident: Ident,
+    /// The name in handle names (`Name.rpc_x`): the type's name unless the attribute sets one.
+    pub name: String,
     /// The path emitted code uses for the runtime crate.
     pub runtime: Path,
     pub handlers: Vec<Handler>,

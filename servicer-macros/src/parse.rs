@@ -101,11 +101,13 @@ pub(crate) fn servicer(item: &ItemImpl, runtime: Path) -> syn::Result<Servicer> 
     }
     match ident {
         Some(ident) => errors.finish(Servicer {
+            name: ident.to_string(),
             ident,
             runtime,
             handlers,
         }),
         None => errors.finish(Servicer {
+            name: String::new(),
             ident: proc_macro2::Ident::new("Invalid", Span::call_site()),
             runtime,
             handlers,

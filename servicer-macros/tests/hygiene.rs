@@ -103,3 +103,39 @@ async fn generated_stub_calls_the_handler() {
     client.shutdown().await;
     server.shutdown().await;
 }
+
+mod renamed {
+    use servicer_runtime::RpcContext;
+
+    /// Named as a Python peer's class would be.
+    pub struct Protocol;
+
+    #[servicer_macros::servicer(name = "DHTProtocol")]
+    impl Protocol {
+        async fn rpc_ping(&self, request: u8, _ctx: RpcContext) -> Result<u8, String> {
+            Ok(request)
+        }
+    }
+}
+
+#[tokio::test]
+async fn name_argument_sets_the_handle_names() {
+    use servicer_runtime::{P2P, P2PConfig};
+    use std::sync::Arc;
+    assert_eq!(renamed::Protocol::SERVICER_NAME, "DHTProtocol");
+    let server = P2P::create(P2PConfig::default()).await.unwrap();
+    Arc::new(renamed::Protocol)
+        .add_p2p_handlers(&server, None)
+        .unwrap();
+    assert_eq!(
+        server.handler_names(),
+        vec!["DHTProtocol.rpc_ping".to_string()]
+    );
+    let client = P2P::create(P2PConfig::default().with_initial_peers(server.visible_maddrs()))
+        .await
+        .unwrap();
+    let stub = renamed::Protocol::get_stub(&client, server.peer_id());
+    assert_eq!(stub.rpc_ping(7).await.unwrap(), 7);
+    client.shutdown().await;
+    server.shutdown().await;
+}

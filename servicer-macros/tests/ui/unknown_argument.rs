@@ -2,7 +2,7 @@ use servicer_macros::servicer;
 
 struct Foo;
 
-#[servicer(name = "Bar")]
+#[servicer(label = "Bar")]
 impl Foo {}
 
 fn main() {}
