@@ -35,7 +35,7 @@ pub use context::RpcContext;
 pub use error::RpcError;
 pub use handler::{Handler, Interceptor, Message, RpcKind, handle_name};
 pub use identity::load_or_create_identity;
-pub use libp2p::identity::Keypair;
+pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::{Multiaddr, PeerId};
 pub use p2p::{P2P, multiaddr_peer_id};
 pub use stream::{RequestStream, ResponseSender, ResponseStream};
