@@ -130,7 +130,8 @@ async fn edge_case_keys_subkeys_and_values() {
                 assert!(
                     writer
                         .store_encoded(key.clone(), value.clone(), exp, Some(subkey.clone()))
-                        .await,
+                        .await
+                        .unwrap(),
                     "seed {seed}: store {key:?}/{subkey:?}"
                 );
                 let reader = nodes.choose(&mut rng).unwrap();

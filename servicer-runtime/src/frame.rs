@@ -5,6 +5,9 @@
 //! After a streaming call that both sides finished cleanly, the server adds a second `End` (the
 //! trailer): the stream then carries the next call, like the stream of a finished unary call.
 //! Every length is checked against the receiver's limit before a byte of payload is buffered.
+//!
+//! Public for tools that speak the wire by hand, for adversarial tests and for fuzzing; the
+//! runtime's stubs and servers are the way to make calls.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -13,12 +16,12 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::{RpcError, RpcKind, codec};
 
 /// Bytes before the payload: kind and length.
-pub(crate) const HEADER_LEN: usize = 5;
+pub const HEADER_LEN: usize = 5;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum FrameKind {
+pub enum FrameKind {
     /// Opens a call: payload is a [`CallHeader`].
     Call = 0,
     /// One request or response message.
@@ -43,15 +46,19 @@ impl FrameKind {
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Frame {
+pub struct Frame {
+    /// What it carries.
     pub kind: FrameKind,
+    /// The payload (codec bytes; empty for `End`).
     pub payload: Bytes,
 }
 
 /// The first frame of every call.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct CallHeader {
+pub struct CallHeader {
+    /// The handle name, e.g. `Foo.rpc_x`.
     pub name: String,
+    /// The kind the caller expects the handler to be.
     pub kind: RpcKind,
 }
 
@@ -170,12 +177,13 @@ pub(crate) fn put_error(dst: &mut BytesMut, err: &WireError) {
 
 /// Decodes frames, refusing any whose announced length exceeds `max_payload`.
 #[derive(Debug, Clone)]
-pub(crate) struct FrameCodec {
+pub struct FrameCodec {
     max_payload: usize,
 }
 
 impl FrameCodec {
-    pub(crate) fn new(max_payload: usize) -> Self {
+    /// A decoder of frames with payloads of at most `max_payload` bytes.
+    pub fn new(max_payload: usize) -> Self {
         FrameCodec { max_payload }
     }
 }
