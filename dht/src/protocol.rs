@@ -252,7 +252,7 @@ pub struct DhtProtocol {
 impl DhtProtocol {
     /// Answers with this node's id and clock; with `validate`, pings the caller back to tell it
     /// whether it is reachable.
-    async fn rpc_ping(
+    pub async fn rpc_ping(
         &self,
         request: PingRequest,
         ctx: RpcContext,
@@ -283,7 +283,7 @@ impl DhtProtocol {
     }
 
     /// Stores every item it can; a result per item.
-    async fn rpc_store(
+    pub async fn rpc_store(
         &self,
         request: StoreRequest,
         ctx: RpcContext,
@@ -300,7 +300,7 @@ impl DhtProtocol {
     }
 
     /// For each key: the newest of what storage and cache hold, and the nearest known nodes.
-    async fn rpc_find(
+    pub async fn rpc_find(
         &self,
         request: FindRequest,
         ctx: RpcContext,
@@ -647,7 +647,16 @@ impl DhtProtocol {
                         entries.iter().map(|e| e.value.as_slice()).collect()
                     }
                 };
-                if values.iter().any(|v| v.len() > limits.max_value_size) {
+                let expirations_finite = match &item.value {
+                    StoreValue::Dictionary(entries) => {
+                        entries.iter().all(|e| e.expiration_time.is_finite())
+                    }
+                    _ => true,
+                } && item.expiration_time.is_finite();
+                if !expirations_finite {
+                    // NaN or infinity: never expiring would pin memory for good.
+                    Err(Rejection::Invalid)
+                } else if values.iter().any(|v| v.len() > limits.max_value_size) {
                     Err(Rejection::ValueTooLarge)
                 } else if values.len() > limits.max_subkeys_per_dictionary {
                     Err(Rejection::TooManySubkeys)

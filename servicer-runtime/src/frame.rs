@@ -62,22 +62,35 @@ pub struct CallHeader {
     pub kind: RpcKind,
 }
 
-/// Errors as they cross the wire.
+/// Errors as they cross the wire: the payload of an `Error` frame. The caller turns it into the
+/// matching [`RpcError`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum WireError {
+pub enum WireError {
+    /// The handler failed with this message.
     Remote(String),
+    /// No handler of this name.
     UnknownHandler(String),
+    /// The handler is of another kind than the caller expected.
     KindMismatch {
+        /// The handle name.
         name: String,
+        /// The kind the caller expected.
         expected: String,
+        /// The handler's kind.
         actual: String,
     },
+    /// An interceptor refused the call.
     Refused(String),
+    /// The server is at its limit of concurrent calls.
     Busy(String),
+    /// A frame exceeded the receiver's limit.
     MessageTooLarge {
+        /// The announced size.
         size: u64,
+        /// The limit.
         limit: u64,
     },
+    /// Bytes that did not decode.
     Malformed(String),
 }
 
@@ -302,5 +315,52 @@ mod tests {
             Err(RpcError::MessageTooLarge { .. })
         ));
         assert!(out.is_empty());
+    }
+
+    /// Decodes `data` fed in pieces cut at `cuts`; the frames until the first error.
+    fn decode_in_pieces(data: &[u8], cuts: &[usize], limit: usize) -> (Vec<Frame>, bool) {
+        let mut codec = FrameCodec::new(limit);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+        points.push(data.len());
+        points.sort_unstable();
+        let mut fed = 0;
+        for point in points {
+            buf.extend_from_slice(&data[fed..point]);
+            fed = point;
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(frame)) => frames.push(frame),
+                    Ok(None) => break,
+                    Err(_) => return (frames, true),
+                }
+            }
+        }
+        (frames, false)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// The entry point of the `frame_decoder` fuzz target, bounded: arbitrary bytes in
+        /// arbitrary pieces never panic, never yield a payload over the limit, and decode the same
+        /// however they are cut.
+        #[test]
+        fn arbitrary_bytes_decode_without_panic(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            cuts in proptest::collection::vec(0usize..600, 0..8),
+        ) {
+            let limit = 64;
+            let (pieces, pieces_failed) = decode_in_pieces(&data, &cuts, limit);
+            let (whole, whole_failed) = decode_in_pieces(&data, &[], limit);
+            proptest::prop_assert_eq!(&pieces, &whole);
+            proptest::prop_assert_eq!(pieces_failed, whole_failed);
+            for frame in &whole {
+                proptest::prop_assert!(frame.payload.len() <= limit);
+                let _ = codec::decode::<CallHeader>(&frame.payload, limit);
+                let _ = codec::decode::<WireError>(&frame.payload, limit);
+            }
+        }
     }
 }
