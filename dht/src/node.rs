@@ -85,6 +85,14 @@ pub struct DhtConfig {
 #[derive(Clone, Default)]
 pub struct Validators(pub Vec<Arc<dyn RecordValidator>>);
 
+impl Validators {
+    /// Adds a validator.
+    pub fn with(mut self, validator: Arc<dyn RecordValidator>) -> Self {
+        self.0.push(validator);
+        self
+    }
+}
+
 impl std::fmt::Debug for Validators {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Validators({})", self.0.len())
