@@ -25,6 +25,7 @@ pub struct NodeInfo {
     pub node_id: Option<DhtId>,
     /// Where the sender can be dialled (multiaddr bytes), so that the receiver can hand it out in
     /// find results without waiting for libp2p's identify exchange.
+    #[serde(with = "bytes_list")]
     pub addrs: Vec<Vec<u8>>,
 }
 
@@ -52,8 +53,10 @@ pub struct PingResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DictEntry {
     /// The subkey (msgpack bytes).
+    #[serde(with = "serde_bytes")]
     pub subkey: Vec<u8>,
     /// The value (msgpack bytes).
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// When this subkey expires.
     pub expiration_time: DhtTime,
@@ -63,12 +66,14 @@ pub struct DictEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StoreValue {
     /// A regular value.
-    Regular(Vec<u8>),
+    Regular(#[serde(with = "serde_bytes")] Vec<u8>),
     /// One subkey of a dictionary value.
     Subkey {
         /// The subkey (msgpack bytes).
+        #[serde(with = "serde_bytes")]
         subkey: Vec<u8>,
         /// The value (msgpack bytes).
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     /// A whole dictionary value.
@@ -123,6 +128,7 @@ pub enum FoundValue {
     /// A regular value.
     Regular {
         /// The value (msgpack bytes).
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         /// When it expires.
         expiration_time: DhtTime,
@@ -142,8 +148,10 @@ pub struct PeerRecord {
     /// Its DHT id.
     pub node_id: DhtId,
     /// Its libp2p peer id (bytes).
+    #[serde(with = "serde_bytes")]
     pub peer_id: Vec<u8>,
     /// Addresses it can be reached at (multiaddr bytes).
+    #[serde(with = "bytes_list")]
     pub addrs: Vec<Vec<u8>>,
 }
 
@@ -163,6 +171,24 @@ pub struct FindResponse {
     pub peer: NodeInfo,
     /// Results, in the order of the request's keys.
     pub results: Vec<FindResult>,
+}
+
+/// Lists of byte strings (addresses) as bytes, not as sequences of single bytes: serde's default
+/// for `Vec<u8>` visits every byte, which showed up in profiles of the DHT benchmark.
+mod bytes_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub fn serialize<S: Serializer>(list: &[Vec<u8>], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(list.iter().map(|b| Bytes::new(b)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Vec<u8>>, D::Error> {
+        let list = Vec::<ByteBuf>::deserialize(deserializer)?;
+        Ok(list.into_iter().map(ByteBuf::into_vec).collect())
+    }
 }
 
 /// At most this many addresses of one node are taken from a message.
