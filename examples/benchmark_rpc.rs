@@ -39,8 +39,9 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
                    plain TCP and a raw libp2p baseline"
 )]
 struct Args {
-    /// Sequential unary calls to time (64 concurrent callers make a tenth of this each).
-    #[arg(long, default_value_t = 1000)]
+    /// Sequential unary calls to time per system (64 concurrent callers make a tenth of this
+    /// each; streams of 10 requests: at most 1,000).
+    #[arg(long, default_value_t = 5000)]
     calls: usize,
     /// Responses in the server-streaming test.
     #[arg(long, default_value_t = 10_000)]
@@ -591,8 +592,11 @@ async fn targets(addrs: &ServerAddrs) -> ([Target; 3], P2P, SquarerStub) {
 // Measuring.
 
 const CONCURRENT_CALLERS: usize = 64;
-const BULK_ROUNDS: usize = 64;
+const BULK_CALLS: usize = 64;
 const CLIENT_STREAM_MESSAGES: u64 = 10;
+/// Each workload runs in this many rounds that take the three systems in turn, so that a change
+/// of load on the machine during the run touches all three alike.
+const ROUNDS: usize = 5;
 
 /// One system's figures.
 #[derive(Default, Clone, Copy)]
@@ -617,6 +621,33 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// Timed calls and the time the rounds took in all.
+#[derive(Default)]
+struct Samples {
+    times: Vec<Duration>,
+    busy: Duration,
+}
+
+impl Samples {
+    async fn time<F: Future<Output = ()>>(&mut self, call: F) {
+        let start = Instant::now();
+        call.await;
+        let took = start.elapsed();
+        self.times.push(took);
+        self.busy += took;
+    }
+
+    /// p50, p99 (microseconds) and calls per second.
+    fn summary(mut self) -> (f64, f64, f64) {
+        self.times.sort();
+        (
+            percentile(&self.times, 0.5),
+            percentile(&self.times, 0.99),
+            self.times.len() as f64 / self.busy.as_secs_f64(),
+        )
+    }
+}
+
 async fn run_concurrent(callers: Vec<Caller>, calls: usize) -> (Vec<Caller>, Duration) {
     let start = Instant::now();
     let tasks: Vec<_> = callers
@@ -637,76 +668,129 @@ async fn run_concurrent(callers: Vec<Caller>, calls: usize) -> (Vec<Caller>, Dur
     (back, start.elapsed())
 }
 
-async fn measure(target: &Target, args: &Args) -> Measured {
-    let mut m = Measured::default();
-    let mut caller = target.caller().await;
-
-    // Unary, sequential.
-    for i in 0..200 {
-        caller.square(i).await;
-    }
-    let mut times = Vec::with_capacity(args.calls);
-    let start = Instant::now();
-    for i in 0..args.calls as i64 {
-        let t = Instant::now();
-        assert_eq!(caller.square(i).await, i * i);
-        times.push(t.elapsed());
-    }
-    m.unary_rate = args.calls as f64 / start.elapsed().as_secs_f64();
-    times.sort();
-    m.unary_p50 = percentile(&times, 0.5);
-    m.unary_p99 = percentile(&times, 0.99);
-
-    // 64 concurrent callers; connections, streams and our pool are set up by a first round.
-    let mut callers = Vec::with_capacity(CONCURRENT_CALLERS);
-    for _ in 0..CONCURRENT_CALLERS {
+/// Measures the three systems; also returns the generated stub's unary p50.
+async fn measure(
+    targets: &[Target; 3],
+    generated: &SquarerStub,
+    args: &Args,
+) -> ([Measured; 3], f64) {
+    let mut m = [Measured::default(); 3];
+    let mut callers = Vec::with_capacity(3);
+    for target in targets {
         callers.push(target.caller().await);
     }
-    let (callers, _) = run_concurrent(callers, 5).await;
-    let per_caller = args.calls.div_ceil(10).max(1);
-    let (callers, elapsed) = run_concurrent(callers, per_caller).await;
-    drop(callers);
-    m.concurrent_rate = (per_caller * CONCURRENT_CALLERS) as f64 / elapsed.as_secs_f64();
 
-    // One request, a stream of responses: median of 5.
-    let n = args.stream_messages;
-    assert_eq!(caller.count(100).await, 100);
-    let mut rates = Vec::new();
-    for _ in 0..5 {
-        let start = Instant::now();
-        assert_eq!(caller.count(n).await, n);
-        rates.push(n as f64 / start.elapsed().as_secs_f64());
+    // Unary, sequential; the generated stub takes its turn after our raw calls.
+    for caller in &mut callers {
+        for i in 0..200 {
+            caller.square(i).await;
+        }
     }
-    m.server_stream_rate = median(rates);
+    let per_round = args.calls.div_ceil(ROUNDS) as i64;
+    let mut unary: [Samples; 3] = Default::default();
+    let mut stub = Samples::default();
+    for _ in 0..ROUNDS {
+        for (caller, samples) in callers.iter_mut().zip(&mut unary) {
+            for i in 0..per_round {
+                samples
+                    .time(async { assert_eq!(caller.square(i).await, i * i) })
+                    .await;
+            }
+        }
+        for i in 0..per_round {
+            stub.time(async { assert_eq!(generated.rpc_square(i).await.unwrap(), i * i) })
+                .await;
+        }
+    }
+    for (m, samples) in m.iter_mut().zip(unary) {
+        (m.unary_p50, m.unary_p99, m.unary_rate) = samples.summary();
+    }
+    let stub_p50 = stub.summary().0;
+
+    // 64 concurrent callers; connections, streams and our pool are set up by a first round.
+    let mut crowds = Vec::with_capacity(3);
+    for target in targets {
+        let mut crowd = Vec::with_capacity(CONCURRENT_CALLERS);
+        for _ in 0..CONCURRENT_CALLERS {
+            crowd.push(target.caller().await);
+        }
+        crowds.push(run_concurrent(crowd, 5).await.0);
+    }
+    let per_caller = args.calls.div_ceil(10 * ROUNDS).max(1);
+    let mut busy = [Duration::ZERO; 3];
+    for _ in 0..ROUNDS {
+        for (crowd, busy) in crowds.iter_mut().zip(&mut busy) {
+            let (back, took) = run_concurrent(std::mem::take(crowd), per_caller).await;
+            *crowd = back;
+            *busy += took;
+        }
+    }
+    drop(crowds);
+    for (m, busy) in m.iter_mut().zip(busy) {
+        m.concurrent_rate = (per_caller * CONCURRENT_CALLERS * ROUNDS) as f64 / busy.as_secs_f64();
+    }
+
+    // One request, a stream of responses: the median of the rounds.
+    let n = args.stream_messages;
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    for caller in &mut callers {
+        assert_eq!(caller.count(100).await, 100);
+    }
+    for _ in 0..ROUNDS {
+        for (caller, rates) in callers.iter_mut().zip(&mut rates) {
+            let start = Instant::now();
+            assert_eq!(caller.count(n).await, n);
+            rates.push(n as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    for (m, rates) in m.iter_mut().zip(rates) {
+        m.server_stream_rate = median(rates);
+    }
 
     // A stream of 10 requests, one response.
     let expected = (0..CLIENT_STREAM_MESSAGES).sum::<u64>();
-    for _ in 0..50 {
-        caller.sum(CLIENT_STREAM_MESSAGES).await;
+    for caller in &mut callers {
+        for _ in 0..50 {
+            caller.sum(CLIENT_STREAM_MESSAGES).await;
+        }
     }
-    let rounds = args.calls.min(1000);
-    let mut times = Vec::with_capacity(rounds);
-    let start = Instant::now();
-    for _ in 0..rounds {
-        let t = Instant::now();
-        assert_eq!(caller.sum(CLIENT_STREAM_MESSAGES).await, expected);
-        times.push(t.elapsed());
+    let per_round = args.calls.min(1000).div_ceil(ROUNDS);
+    let mut sums: [Samples; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        for (caller, samples) in callers.iter_mut().zip(&mut sums) {
+            for _ in 0..per_round {
+                samples
+                    .time(async { assert_eq!(caller.sum(CLIENT_STREAM_MESSAGES).await, expected) })
+                    .await;
+            }
+        }
     }
-    m.client_stream_rate = rounds as f64 / start.elapsed().as_secs_f64();
-    times.sort();
-    m.client_stream_p50 = percentile(&times, 0.5);
+    for (m, samples) in m.iter_mut().zip(sums) {
+        let (p50, _, rate) = samples.summary();
+        (m.client_stream_p50, m.client_stream_rate) = (p50, rate);
+    }
 
     // Bulk: 1 MiB requests.
     let blob = Blob(vec![7u8; 1 << 20]);
-    for _ in 0..4 {
-        caller.blob(&blob).await;
+    for caller in &mut callers {
+        for _ in 0..4 {
+            caller.blob(&blob).await;
+        }
     }
-    let start = Instant::now();
-    for _ in 0..BULK_ROUNDS {
-        assert_eq!(caller.blob(&blob).await, 1 << 20);
+    let mut bulk: [Samples; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        for (caller, samples) in callers.iter_mut().zip(&mut bulk) {
+            for _ in 0..BULK_CALLS.div_ceil(ROUNDS) {
+                samples
+                    .time(async { assert_eq!(caller.blob(&blob).await, 1 << 20) })
+                    .await;
+            }
+        }
     }
-    m.bulk_rate = BULK_ROUNDS as f64 / start.elapsed().as_secs_f64();
-    m
+    for (m, samples) in m.iter_mut().zip(bulk) {
+        m.bulk_rate = samples.summary().2;
+    }
+    (m, stub_p50)
 }
 
 /// One row of the report: our figure and the baselines' where they have one.
@@ -734,20 +818,8 @@ impl Row {
 }
 
 async fn measure_all(args: &Args, addrs: &ServerAddrs) -> Vec<Row> {
-    let ([ours, tcp, raw], client, generated) = targets(addrs).await;
-    let o = measure(&ours, args).await;
-    let a = measure(&tcp, args).await;
-    let b = measure(&raw, args).await;
-
-    // The generated stub on the same path as the raw unary call.
-    let mut times = Vec::with_capacity(args.calls);
-    for i in 0..args.calls as i64 {
-        let t = Instant::now();
-        assert_eq!(generated.rpc_square(i).await.unwrap(), i * i);
-        times.push(t.elapsed());
-    }
-    times.sort();
-    let g50 = percentile(&times, 0.5);
+    let (targets, client, generated) = targets(addrs).await;
+    let ([o, a, b], g50) = measure(&targets, &generated, args).await;
     client.shutdown().await;
 
     let row = |name, unit, f: fn(&Measured) -> f64, latency| Row {
