@@ -11,8 +11,8 @@
 //!
 //! ```text
 //! cargo run --release --example benchmark_rpc [-- --mode in-process --runtime current-thread --json]
-//! cargo run --release --example benchmark_rpc -- --serve            # prints ADDRS, serves until EOF
-//! cargo run --release --example benchmark_rpc -- --connect "ADDRS"  # measures against those servers
+//! cargo run --release --example benchmark_rpc -- --serve [--listen-ip IP]  # prints ADDRS
+//! cargo run --release --example benchmark_rpc -- --connect "ADDRS"          # measures them
 //! ```
 
 use std::io::BufRead;
@@ -58,6 +58,9 @@ struct Args {
     /// Only run the servers: print their addresses on one line, serve until stdin closes.
     #[arg(long, conflicts_with = "connect")]
     serve: bool,
+    /// The address the servers listen on (with `--serve`, one the other machine can reach).
+    #[arg(long, default_value = "127.0.0.1")]
+    listen_ip: std::net::IpAddr,
     /// Measure against the servers of a `--serve` process, given the line it printed.
     #[arg(long, value_name = "ADDRS")]
     connect: Option<String>,
@@ -102,7 +105,7 @@ fn main() {
     }
     .expect("tokio runtime");
     if args.serve {
-        runtime.block_on(serve());
+        runtime.block_on(serve(args.listen_ip));
     } else {
         runtime.block_on(run(args));
     }
@@ -115,13 +118,13 @@ async fn run(args: Args) {
         return;
     }
     if matches!(args.mode, Mode::InProcess | Mode::Both) {
-        let servers = Servers::start().await;
+        let servers = Servers::start(args.listen_ip).await;
         let rows = measure_all(&args, &servers.addrs).await;
         servers.p2p.shutdown().await;
         report(&args, "in-process", &rows);
     }
     if matches!(args.mode, Mode::TwoProcess | Mode::Both) {
-        let mut child = ServerChild::spawn(args.runtime);
+        let mut child = ServerChild::spawn(args.runtime, args.listen_ip);
         let line = tokio::task::spawn_blocking(move || {
             let line = child.first_line();
             (child, line)
@@ -179,8 +182,11 @@ struct Servers {
 }
 
 impl Servers {
-    async fn start() -> Servers {
-        let p2p = P2P::create(P2PConfig::default()).await.unwrap();
+    async fn start(ip: std::net::IpAddr) -> Servers {
+        let listen = Multiaddr::from(ip).with(libp2p::multiaddr::Protocol::Tcp(0));
+        let p2p = P2P::create(P2PConfig::default().with_listen_addrs([listen.clone()]))
+            .await
+            .unwrap();
         p2p.add_handlers(
             vec![
                 (
@@ -222,7 +228,7 @@ impl Servers {
             .expect("a TCP address");
 
         // (a): a task per accepted connection.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let tcp = listener.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
@@ -233,9 +239,7 @@ impl Servers {
 
         // (b): a task per accepted stream.
         let mut swarm = raw_swarm();
-        swarm
-            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-            .unwrap();
+        swarm.listen_on(listen).unwrap();
         let listen = loop {
             if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
                 break address;
@@ -262,8 +266,8 @@ impl Servers {
 }
 
 /// `--serve`: the servers, until standard input closes (so a parent that dies takes us along).
-async fn serve() {
-    let servers = Servers::start().await;
+async fn serve(ip: std::net::IpAddr) {
+    let servers = Servers::start(ip).await;
     println!("{}", servers.addrs);
     tokio::task::spawn_blocking(|| {
         std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
@@ -277,10 +281,11 @@ async fn serve() {
 struct ServerChild(Child);
 
 impl ServerChild {
-    fn spawn(runtime: Runtime) -> ServerChild {
+    fn spawn(runtime: Runtime, ip: std::net::IpAddr) -> ServerChild {
         let exe = std::env::current_exe().expect("path of this program");
         let child = Command::new(exe)
             .args(["--serve", "--runtime", runtime.name()])
+            .args(["--listen-ip", &ip.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
