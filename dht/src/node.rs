@@ -781,19 +781,63 @@ impl DhtNode {
             results[i] = ok;
         }
         if self.inner.config.cache_on_store {
-            let mut state = self.inner.protocol.state();
-            for (item, ok) in items.iter().zip(&results) {
-                if !ok {
-                    continue;
-                }
-                let key = DhtId::generate(item.key.clone());
-                let subkey = item.subkey.as_ref().map(Key::to_msgpack);
-                state
-                    .cache
-                    .store(key, item.value.clone(), item.expiration_time, subkey);
-            }
+            self.update_cache_on_store(&items, &results);
         }
         results
+    }
+
+    /// hivemind's `_update_cache_on_store`: cache a stored regular value; when every replica
+    /// refused one, refresh a cached copy that is no newer than the refused value (the refusal
+    /// means a newer value exists); add stored subkeys to a cached dictionary and refresh it, since
+    /// other writers may have added subkeys.
+    fn update_cache_on_store(&self, items: &[StoreRequestItem], results: &[bool]) {
+        let mut refresh_now = Vec::new();
+        {
+            let mut state = self.inner.protocol.state();
+            for (item, &ok) in items.iter().zip(results) {
+                let key = DhtId::generate(item.key.clone());
+                match &item.subkey {
+                    None if ok => {
+                        state
+                            .cache
+                            .store(key, item.value.clone(), item.expiration_time, None);
+                    }
+                    None => {
+                        if state
+                            .cache
+                            .get(&key)
+                            .is_some_and(|cached| cached.expiration_time <= item.expiration_time)
+                        {
+                            refresh_now.push(key);
+                        }
+                    }
+                    Some(subkey) => {
+                        if state.cache.get(&key).is_none() {
+                            continue;
+                        }
+                        if ok {
+                            state.cache.store_subkey(
+                                key,
+                                subkey.to_msgpack(),
+                                item.value.clone(),
+                                item.expiration_time,
+                            );
+                        }
+                        refresh_now.push(key);
+                    }
+                }
+            }
+        }
+        if refresh_now.is_empty() || self.inner.config.cache_refresh_before_expiry.is_none() {
+            return;
+        }
+        let now = get_dht_time();
+        let mut queue = lock(&self.inner.refresh_queue);
+        for key in refresh_now {
+            queue.insert(key, now);
+        }
+        drop(queue);
+        self.inner.refresh_wakeup.notify_one();
     }
 
     /// Stores one key's items on the nearest candidates until `num_replicas` answered, trying
