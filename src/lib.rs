@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 /// The DHT: ids, routing, storage and the `DhtProtocol` servicer.
 pub use dht;

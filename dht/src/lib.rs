@@ -1,5 +1,7 @@
 //! A Kademlia DHT with hivemind's semantics, built on `#[servicer]` stubs.
 
+#![warn(missing_docs)]
+
 pub mod blacklist;
 pub mod crypto;
 pub mod error;

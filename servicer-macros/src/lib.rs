@@ -4,6 +4,8 @@
 //! The crate is laid out as a pipeline: [`parse`] reads syn's impl block into the [`model`],
 //! collecting every error with its span, and [`emit`] writes the generated items.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 use proc_macro2::Span;
 use quote::quote;

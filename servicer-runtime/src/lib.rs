@@ -14,6 +14,8 @@
 //! error frame. Streams of finished calls are kept and reused, so a call costs one round trip and
 //! no protocol negotiation.
 
+#![warn(missing_docs)]
+
 mod behaviour;
 pub mod codec;
 mod config;
