@@ -163,6 +163,10 @@ trait BenchPeer: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = bool> + Send;
     fn shutdown(&self) -> impl Future<Output = ()> + Send;
     fn is_alive(&self) -> bool;
+    /// Requests this peer has sent so far, where the system counts them.
+    fn requests_sent(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl BenchPeer for DhtNode {
@@ -209,6 +213,25 @@ impl BenchPeer for DhtNode {
     fn is_alive(&self) -> bool {
         !self.p2p().is_shut_down()
     }
+
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.protocol().rpcs_sent().total())
+    }
+}
+
+/// Requests every peer sent so far, if the system counts them.
+fn requests_sent<P: BenchPeer>(peers: &[P]) -> Option<u64> {
+    peers.iter().map(BenchPeer::requests_sent).sum()
+}
+
+/// CPU time (user + system) this process has used, in seconds, from /proc (Linux, at the usual
+/// 100 clock ticks per second); `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn hex_token(rng: &mut StdRng) -> String {
@@ -403,6 +426,7 @@ async fn run<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)> {
     });
     let remaining = Arc::new(remaining);
 
+    let (sent_before, cpu_before) = (requests_sent(&peers), cpu_seconds());
     let start = Instant::now();
     let workers: Vec<_> = (0..args.num_threads)
         .map(|w| {
@@ -473,6 +497,12 @@ async fn run<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)> {
         got += ok_g;
     }
     let total_time = start.elapsed().as_secs_f64();
+    let requests = requests_sent(&peers)
+        .zip(sent_before)
+        .map(|(after, before)| (after - before) as f64);
+    let cpu = cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let alive = peers.iter().filter(|p| p.is_alive()).count();
 
     let total_stores = total_rounds * args.num_store_peers.min(remaining.len());
@@ -480,7 +510,7 @@ async fn run<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)> {
     let (sm, ss, sx) = stats(&store_times);
     let (gm, gs, gx) = stats(&get_times);
     let rss = peak_rss_bytes();
-    let figures: Vec<(&str, f64, String)> = vec![
+    let figures: Vec<(&'static str, f64, String)> = vec![
         (
             "peers started",
             setup_time.as_secs_f64(),
@@ -546,6 +576,25 @@ async fn run<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)> {
             ),
         ),
         (
+            "CPU time",
+            cpu.unwrap_or(0.0),
+            match cpu {
+                Some(cpu) => format!("CPU time (user + system) during the workload: {cpu:.2} sec."),
+                None => "CPU time: unknown".into(),
+            },
+        ),
+        (
+            "requests sent",
+            requests.unwrap_or(0.0),
+            match requests {
+                Some(n) => format!(
+                    "Requests sent by all peers: {n:.0} ({:.0} per second)",
+                    n / total_time
+                ),
+                None => "Requests sent: not counted".into(),
+            },
+        ),
+        (
             "peak RSS per node MiB",
             rss.map_or(0.0, |b| b as f64 / args.num_peers as f64 / (1 << 20) as f64),
             match rss {
@@ -560,5 +609,9 @@ async fn run<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)> {
     for peer in peers {
         peer.shutdown().await;
     }
+    // A system that does not count its requests has no such figure, rather than a zero.
     figures
+        .into_iter()
+        .filter(|(name, _, _)| *name != "requests sent" || requests.is_some())
+        .collect()
 }
