@@ -1,6 +1,7 @@
 //! [`DhtNode`]: bootstrap, beam-search lookups, replicated stores, gets with caching.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -299,7 +300,61 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// The beam searches a node ran, for benchmarks: see [`DhtNode::lookup_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LookupStats {
+    /// Beam searches run: one per `find_nearest_nodes` and `store_many`, one per `get` that
+    /// neither found its value locally nor joined a search already running.
+    pub searches: u64,
+    /// Their hops, summed. A search's hops are the length of its longest chain of answered
+    /// requests in which each request went to a node named in the answer to the one before:
+    /// nodes from the own routing table are at hop 1, a node first named by a node at hop `h`
+    /// is at hop `h + 1`. It is the least number of round trips one after another the search
+    /// needed, however many it ran in parallel.
+    pub hops: u64,
+}
+
+impl std::ops::Sub for LookupStats {
+    type Output = LookupStats;
+
+    /// The searches run between two snapshots (`later - earlier`).
+    fn sub(self, earlier: LookupStats) -> LookupStats {
+        LookupStats {
+            searches: self.searches - earlier.searches,
+            hops: self.hops - earlier.hops,
+        }
+    }
+}
+
+/// The hop of each node one search knows of (see [`LookupStats::hops`]).
+struct Hops {
+    hop: Mutex<HashMap<DhtId, u64>>,
+    deepest: AtomicU64,
+}
+
+impl Hops {
+    fn new(initial: &[DhtId]) -> Hops {
+        Hops {
+            hop: Mutex::new(initial.iter().map(|id| (*id, 1)).collect()),
+            deepest: AtomicU64::new(0),
+        }
+    }
+
+    /// `node` answered, naming `named`.
+    fn answered(&self, node: &DhtId, named: impl IntoIterator<Item = DhtId>) {
+        let mut hops = lock(&self.hop);
+        let hop = hops.get(node).copied().unwrap_or(1);
+        self.deepest.fetch_max(hop, Ordering::Relaxed);
+        for id in named {
+            hops.entry(id).or_insert(hop + 1);
+        }
+    }
+}
+
 struct NodeInner {
+    /// Searches run and their hops, for [`DhtNode::lookup_stats`].
+    searches: AtomicU64,
+    search_hops: AtomicU64,
     /// Cached keys to refresh, and when.
     refresh_queue: Mutex<HashMap<DhtId, DhtTime>>,
     refresh_wakeup: tokio::sync::Notify,
@@ -366,6 +421,8 @@ impl DhtNode {
             .extend(config.record_validators.0.iter().cloned());
         let node = DhtNode {
             inner: Arc::new(NodeInner {
+                searches: AtomicU64::new(0),
+                search_hops: AtomicU64::new(0),
                 refresh_queue: Mutex::default(),
                 refresh_wakeup: tokio::sync::Notify::new(),
                 pending_gets: Mutex::default(),
@@ -524,6 +581,21 @@ impl DhtNode {
         lock(&self.inner.pending_gets).get(key).map_or(0, Vec::len)
     }
 
+    /// The beam searches this node has run so far and their hops. With the RPC counts of
+    /// [`DhtProtocol::rpcs_sent`], this tells what lookups cost.
+    pub fn lookup_stats(&self) -> LookupStats {
+        LookupStats {
+            searches: self.inner.searches.load(Ordering::Relaxed),
+            hops: self.inner.search_hops.load(Ordering::Relaxed),
+        }
+    }
+
+    fn record_search(&self, hops: &Hops) {
+        self.inner.searches.fetch_add(1, Ordering::Relaxed);
+        let deepest = hops.deepest.load(Ordering::Relaxed);
+        self.inner.search_hops.fetch_add(deepest, Ordering::Relaxed);
+    }
+
     /// Peers banned now for failing to answer a find.
     pub fn banned_peers(&self) -> Vec<PeerId> {
         self.blacklist().banned()
@@ -622,6 +694,7 @@ impl DhtNode {
         let peers = Mutex::new(self.initial_nodes(queries, beam_size));
         let failed = Mutex::new(HashSet::new());
         let initial: Vec<DhtId> = lock(&peers).keys().copied().collect();
+        let hops = Hops::new(&initial);
         let own = self.node_id();
         let visited = queries.iter().map(|q| (*q, HashSet::from([own]))).collect();
         let config = TraverseConfig {
@@ -636,7 +709,7 @@ impl DhtNode {
             visited,
             |node, batch| {
                 let peer = lock(&peers).get(&node).copied();
-                let (peers, failed) = (&peers, &failed);
+                let (peers, failed, hops) = (&peers, &failed, &hops);
                 async move {
                     let Some(peer) = peer else {
                         return HashMap::new();
@@ -645,6 +718,7 @@ impl DhtNode {
                         lock(failed).insert(node);
                         return HashMap::new();
                     };
+                    hops.answered(&node, named(&outcomes));
                     let mut known = lock(peers);
                     outcomes
                         .into_iter()
@@ -665,6 +739,7 @@ impl DhtNode {
             |_, _, _| {},
         )
         .await;
+        self.record_search(&hops);
         let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
         for beam in nearest.values_mut() {
             beam.retain(|id| !failed.contains(id));
@@ -1098,6 +1173,7 @@ impl DhtNode {
         let searches_cell = Mutex::new(&mut *searches);
         let peers = Mutex::new(self.initial_nodes(&keys, beam_size));
         let initial: Vec<DhtId> = lock(&peers).keys().copied().collect();
+        let hops = Hops::new(&initial);
         let own = self.node_id();
         let visited = keys.iter().map(|q| (*q, HashSet::from([own]))).collect();
         let config = TraverseConfig {
@@ -1114,7 +1190,7 @@ impl DhtNode {
             visited,
             |node, batch| {
                 let peer = lock(&peers).get(&node).copied();
-                let (peers, searches) = (&peers, &searches_cell);
+                let (peers, searches, hops) = (&peers, &searches_cell, &hops);
                 async move {
                     let Some(peer) = peer else {
                         return HashMap::new();
@@ -1122,6 +1198,7 @@ impl DhtNode {
                     let Some(outcomes) = self.find_with_blacklist(peer, batch).await else {
                         return HashMap::new();
                     };
+                    hops.answered(&node, named(&outcomes));
                     let mut known = lock(peers);
                     let mut searches = lock(searches);
                     outcomes
@@ -1149,6 +1226,7 @@ impl DhtNode {
             },
         )
         .await;
+        self.record_search(&hops);
         let nearest_found = nearest_found
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
@@ -1303,6 +1381,13 @@ impl DhtNode {
         let _ = self.inner.protocol.shutdown();
         self.inner.p2p.shutdown().await;
     }
+}
+
+/// The nodes an answer to a find named, for every key.
+fn named(outcomes: &HashMap<DhtId, FindOutcome>) -> impl Iterator<Item = DhtId> + '_ {
+    outcomes
+        .values()
+        .flat_map(|o| o.nearest.iter().map(|(id, _)| *id))
 }
 
 fn cache_value(

@@ -2,6 +2,7 @@
 //! the `call_*` wrappers that keep the routing table up to date on every success and failure.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -256,8 +257,51 @@ pub struct ProtocolState {
     pub(crate) writers: Writers,
 }
 
+/// How many requests a node sent, by RPC: each request put on the wire counts once, whether it
+/// was answered or not; a call split into several requests (more keys than
+/// [`Limits::max_keys_per_request`]) counts each. Background work (replication to new nodes,
+/// pings of stale nodes, caching on nearby nodes) counts too. See [`DhtProtocol::rpcs_sent`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RpcCounts {
+    /// `rpc_ping` requests.
+    pub ping: u64,
+    /// `rpc_store` requests.
+    pub store: u64,
+    /// `rpc_find` requests.
+    pub find: u64,
+}
+
+impl RpcCounts {
+    /// All requests.
+    pub fn total(&self) -> u64 {
+        self.ping + self.store + self.find
+    }
+}
+
+impl std::ops::Sub for RpcCounts {
+    type Output = RpcCounts;
+
+    /// The requests sent between two snapshots (`later - earlier`).
+    fn sub(self, earlier: RpcCounts) -> RpcCounts {
+        RpcCounts {
+            ping: self.ping - earlier.ping,
+            store: self.store - earlier.store,
+            find: self.find - earlier.find,
+        }
+    }
+}
+
+/// The counters behind [`RpcCounts`]; relaxed atomics, since they are statistics only.
+#[derive(Default)]
+struct SentCounters {
+    ping: AtomicU64,
+    store: AtomicU64,
+    find: AtomicU64,
+}
+
 struct Inner {
     p2p: P2P,
+    sent: SentCounters,
     validator: Arc<CompositeValidator>,
     /// Where DHT nodes said they listen.
     addrs: Mutex<AddressBook>,
@@ -496,6 +540,7 @@ impl DhtProtocol {
         let protocol = DhtProtocol {
             inner: Arc::new(Inner {
                 p2p: p2p.clone(),
+                sent: SentCounters::default(),
                 validator: Arc::default(),
                 addrs: Mutex::default(),
                 node_id,
@@ -508,6 +553,16 @@ impl DhtProtocol {
             Arc::new(protocol.clone()).add_p2p_handlers(p2p, None)?;
         }
         Ok(protocol)
+    }
+
+    /// How many requests this node has sent so far, by RPC (for benchmarks and monitoring).
+    pub fn rpcs_sent(&self) -> RpcCounts {
+        let sent = &self.inner.sent;
+        RpcCounts {
+            ping: sent.ping.load(Ordering::Relaxed),
+            store: sent.store.load(Ordering::Relaxed),
+            find: sent.find.load(Ordering::Relaxed),
+        }
     }
 
     /// Stops serving the handlers (a no-op in client mode).
@@ -775,6 +830,7 @@ impl DhtProtocol {
         let requested = get_dht_time();
         let response = {
             let _slot = self.slot().await;
+            self.inner.sent.ping.fetch_add(1, Ordering::Relaxed);
             self.stub(peer)
                 .rpc_ping(PingRequest {
                     peer: self.node_info(),
@@ -836,6 +892,7 @@ impl DhtProtocol {
         for chunk in items.chunks(self.inner.config.limits.max_keys_per_request.max(1)) {
             let response = {
                 let _slot = self.slot().await;
+                self.inner.sent.store.fetch_add(1, Ordering::Relaxed);
                 self.stub(peer)
                     .rpc_store(StoreRequest {
                         peer: self.node_info(),
@@ -888,6 +945,7 @@ impl DhtProtocol {
     ) -> Option<HashMap<DhtId, FindOutcome>> {
         let response = {
             let _slot = self.slot().await;
+            self.inner.sent.find.fetch_add(1, Ordering::Relaxed);
             self.stub(peer)
                 .rpc_find(FindRequest {
                     peer: self.node_info(),
