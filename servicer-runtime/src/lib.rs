@@ -21,6 +21,7 @@ mod context;
 mod error;
 mod frame;
 mod handler;
+pub mod hivemind;
 mod identity;
 mod limits;
 mod p2p;
