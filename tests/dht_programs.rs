@@ -7,8 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The example binaries next to this test's binary. `cargo test` builds examples, but not when
-/// only this test is selected, and never rebuilds stale ones for it: build them once here. With
-/// `--workspace` the features match those of `cargo test --workspace`, so after it this is a no-op.
+/// only this test is selected, and never rebuilds stale ones for it: build them once here.
+/// `--workspace` unifies features as `cargo test --workspace` does, so after it this is a no-op
+/// (without it, cargo builds a second copy of many dependencies).
 fn example(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test binary path");
@@ -22,6 +23,7 @@ fn example(name: &str) -> PathBuf {
         build.args([
             "build",
             "--quiet",
+            "--workspace",
             "--example",
             "dht_node",
             "--example",

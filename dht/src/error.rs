@@ -1,6 +1,6 @@
 //! The DHT's one error type.
 
-use servicer_runtime::RpcError;
+use servicer_runtime::{PeerId, RpcError};
 
 /// What can go wrong in the DHT.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -20,9 +20,33 @@ pub enum DhtError {
         /// The limit.
         limit: usize,
     },
-    /// A peer failed a check (reachability, clock skew).
-    #[error("validation failed: {0}")]
-    Validation(String),
+    /// A request with more keys than the node serves at once.
+    #[error("request of {count} keys exceeds the limit of {limit} keys per request")]
+    TooManyKeys {
+        /// Keys in the request.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A peer's clock is further from ours than hivemind's 3 s rule allows (validated ping).
+    #[error(
+        "peer {peer} has a clock {offset:+.3} s from ours; local time must be within {max} s of others'"
+    )]
+    ClockSkew {
+        /// The peer.
+        peer: PeerId,
+        /// Its clock minus ours (seconds; outside the round trip).
+        offset: f64,
+        /// The allowed discrepancy.
+        max: f64,
+    },
+    /// A peer could not ping this node back (validated ping): this node is probably behind a
+    /// firewall or announces addresses others cannot dial.
+    #[error("peer {peer} cannot reach this node: check the announced addresses and firewall")]
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
+    },
     /// The node is not running (it failed to start, shut down, or its thread died).
     #[error("DHT node unavailable: {0}")]
     Stopped(String),

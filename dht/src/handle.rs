@@ -206,7 +206,7 @@ impl Dht {
         self.run(move |node| async move {
             node.store_encoded(key, value, expiration_time, subkey)
                 .await
-        })
+        })?
     }
 
     /// Stores a value; true if any replica accepted it.
@@ -222,7 +222,7 @@ impl Dht {
             node.store_encoded(key, value, expiration_time, subkey)
                 .await
         })
-        .await
+        .await?
     }
 
     /// Adds record validators to the running node.

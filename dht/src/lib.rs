@@ -1,24 +1,31 @@
 //! A Kademlia DHT with hivemind's semantics, built on `#[servicer]` stubs.
 
 pub mod blacklist;
+pub mod crypto;
 pub mod error;
 pub mod handle;
 pub mod id;
+pub mod limits;
 pub mod node;
 pub mod protocol;
 pub mod routing;
+pub mod schema;
 pub mod storage;
 pub mod time;
 pub mod traverse;
 pub mod validation;
 pub mod value;
 
+pub use crypto::SignatureValidator;
 pub use error::DhtError;
 pub use handle::Dht;
 pub use id::{DhtId, Key};
+pub use limits::{Limits, Rejection};
 pub use node::{DhtConfig, DhtNode, DhtValue, StoreRequestItem, Validators};
 pub use protocol::{DhtProtocol, DhtProtocolStub, ProtocolConfig};
 pub use routing::{KBucket, RoutingTable};
+pub use schema::{BytesWithOwner, SchemaValidator};
+pub use serde_bytes;
 pub use storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue, TimedStorage};
 pub use time::{DhtTime, ValueWithExpiration, get_dht_time};
 pub use validation::{CompositeValidator, DhtRecord, REGULAR_SUBKEY, RecordValidator};

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::blacklist::Blacklist;
+use crate::limits::Limits;
 use crate::lock;
 use crate::protocol::{FindOutcome, ProtocolConfig, StoreItem, StoreValue, store_value};
 use crate::storage::StoredValue;
@@ -73,8 +74,9 @@ pub struct DhtConfig {
     pub ensure_bootstrap_success: bool,
     /// Fail `create` when an initial peer fails validation (reachability, clock). Default true.
     pub strict: bool,
-    /// The largest value `get` decodes. Default 4 MiB.
-    pub max_value_size: usize,
+    /// What the node accepts from remote peers (value size, request size, subkeys, quotas);
+    /// see [`Limits`] for the defaults.
+    pub limits: Limits,
     /// Validators for every stored and found record (hivemind's `record_validators`).
     pub record_validators: Validators,
 }
@@ -82,6 +84,14 @@ pub struct DhtConfig {
 /// A list of record validators, for [`DhtConfig::record_validators`].
 #[derive(Clone, Default)]
 pub struct Validators(pub Vec<Arc<dyn RecordValidator>>);
+
+impl Validators {
+    /// Adds a validator.
+    pub fn with(mut self, validator: Arc<dyn RecordValidator>) -> Self {
+        self.0.push(validator);
+        self
+    }
+}
 
 impl std::fmt::Debug for Validators {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,7 +125,7 @@ impl Default for DhtConfig {
             client_mode: false,
             ensure_bootstrap_success: true,
             strict: true,
-            max_value_size: servicer_runtime::DEFAULT_MAX_MESSAGE_SIZE,
+            limits: Limits::default(),
             record_validators: Validators::default(),
         }
     }
@@ -348,6 +358,7 @@ impl DhtNode {
                 parallel_rpc: config.parallel_rpc,
                 cache_size: config.cache_size,
                 client_mode: config.client_mode,
+                limits: config.limits.clone(),
             },
         )?;
         protocol
@@ -673,29 +684,37 @@ impl DhtNode {
         expiration_time: DhtTime,
         subkey: Option<Key>,
     ) -> Result<bool, DhtError> {
-        Ok(self
-            .store_encoded(key.into(), encode_value(value)?, expiration_time, subkey)
-            .await)
+        self.store_encoded(key.into(), encode_value(value)?, expiration_time, subkey)
+            .await
     }
 
-    /// Stores an already encoded value; see [`store`](Self::store).
+    /// Stores an already encoded value; see [`store`](Self::store). Fails with
+    /// [`DhtError::ValueTooLarge`] past [`Limits::max_value_size`], which other nodes refuse.
     pub async fn store_encoded(
         &self,
         key: Key,
         value: Vec<u8>,
         expiration_time: DhtTime,
         subkey: Option<Key>,
-    ) -> bool {
+    ) -> Result<bool, DhtError> {
+        let limit = self.inner.config.limits.max_value_size;
+        if value.len() > limit {
+            return Err(DhtError::ValueTooLarge {
+                size: value.len(),
+                limit,
+            });
+        }
         let item = StoreRequestItem {
             key,
             subkey,
             value,
             expiration_time,
         };
-        self.store_many(vec![item], false)
+        Ok(self
+            .store_many(vec![item], false)
             .await
             .into_iter()
-            .all(|ok| ok)
+            .all(|ok| ok))
     }
 
     /// Stores many items; one result per item, in order.
@@ -762,19 +781,63 @@ impl DhtNode {
             results[i] = ok;
         }
         if self.inner.config.cache_on_store {
-            let mut state = self.inner.protocol.state();
-            for (item, ok) in items.iter().zip(&results) {
-                if !ok {
-                    continue;
-                }
-                let key = DhtId::generate(item.key.clone());
-                let subkey = item.subkey.as_ref().map(Key::to_msgpack);
-                state
-                    .cache
-                    .store(key, item.value.clone(), item.expiration_time, subkey);
-            }
+            self.update_cache_on_store(&items, &results);
         }
         results
+    }
+
+    /// hivemind's `_update_cache_on_store`: cache a stored regular value; when every replica
+    /// refused one, refresh a cached copy that is no newer than the refused value (the refusal
+    /// means a newer value exists); add stored subkeys to a cached dictionary and refresh it, since
+    /// other writers may have added subkeys.
+    fn update_cache_on_store(&self, items: &[StoreRequestItem], results: &[bool]) {
+        let mut refresh_now = Vec::new();
+        {
+            let mut state = self.inner.protocol.state();
+            for (item, &ok) in items.iter().zip(results) {
+                let key = DhtId::generate(item.key.clone());
+                match &item.subkey {
+                    None if ok => {
+                        state
+                            .cache
+                            .store(key, item.value.clone(), item.expiration_time, None);
+                    }
+                    None => {
+                        if state
+                            .cache
+                            .get(&key)
+                            .is_some_and(|cached| cached.expiration_time <= item.expiration_time)
+                        {
+                            refresh_now.push(key);
+                        }
+                    }
+                    Some(subkey) => {
+                        if state.cache.get(&key).is_none() {
+                            continue;
+                        }
+                        if ok {
+                            state.cache.store_subkey(
+                                key,
+                                subkey.to_msgpack(),
+                                item.value.clone(),
+                                item.expiration_time,
+                            );
+                        }
+                        refresh_now.push(key);
+                    }
+                }
+            }
+        }
+        if refresh_now.is_empty() || self.inner.config.cache_refresh_before_expiry.is_none() {
+            return;
+        }
+        let now = get_dht_time();
+        let mut queue = lock(&self.inner.refresh_queue);
+        for key in refresh_now {
+            queue.insert(key, now);
+        }
+        drop(queue);
+        self.inner.refresh_wakeup.notify_one();
     }
 
     /// Stores one key's items on the nearest candidates until `num_replicas` answered, trying
@@ -821,26 +884,11 @@ impl DhtNode {
     }
 
     fn store_locally(&self, items: Vec<StoreItem>) -> Vec<bool> {
-        let valid: Vec<bool> = items
+        self.inner
+            .protocol
+            .apply_store(None, items)
             .iter()
-            .map(|i| self.inner.protocol.valid_item(i))
-            .collect();
-        let mut state = self.inner.protocol.state();
-        items
-            .into_iter()
-            .zip(valid)
-            .map(|(item, valid)| match item.value {
-                _ if !valid => false,
-                StoreValue::Regular(v) => {
-                    state.storage.store(item.key, v, item.expiration_time, None)
-                }
-                StoreValue::Subkey { subkey, value } => {
-                    state
-                        .storage
-                        .store_subkey(item.key, subkey, value, item.expiration_time)
-                }
-                StoreValue::Dictionary(_) => false,
-            })
+            .map(Result::is_ok)
             .collect()
     }
 
@@ -897,7 +945,7 @@ impl DhtNode {
         key: &DhtId,
         found: ValueWithExpiration<StoredValue>,
     ) -> Result<ValueWithExpiration<DhtValue<V>>, DhtError> {
-        let limit = self.inner.config.max_value_size;
+        let limit = self.inner.config.limits.max_value_size;
         let validator = self.inner.protocol.validator();
         let strip = |subkey: &[u8], value: &[u8], expiration_time| {
             if validator.is_empty() {

@@ -10,6 +10,7 @@ use servicer_macros::servicer;
 use servicer_runtime::{Multiaddr, P2P, PeerId, RpcContext};
 use tokio::sync::Semaphore;
 
+use crate::limits::{Limits, RecordId, Rejection, Writers};
 use crate::routing::RoutingTable;
 use crate::storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue};
 use crate::time::{DhtTime, MAX_DHT_TIME_DISCREPANCY_SECONDS, ValueWithExpiration, get_dht_time};
@@ -24,6 +25,7 @@ pub struct NodeInfo {
     pub node_id: Option<DhtId>,
     /// Where the sender can be dialled (multiaddr bytes), so that the receiver can hand it out in
     /// find results without waiting for libp2p's identify exchange.
+    #[serde(with = "bytes_list")]
     pub addrs: Vec<Vec<u8>>,
 }
 
@@ -51,8 +53,10 @@ pub struct PingResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DictEntry {
     /// The subkey (msgpack bytes).
+    #[serde(with = "serde_bytes")]
     pub subkey: Vec<u8>,
     /// The value (msgpack bytes).
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// When this subkey expires.
     pub expiration_time: DhtTime,
@@ -62,12 +66,14 @@ pub struct DictEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StoreValue {
     /// A regular value.
-    Regular(Vec<u8>),
+    Regular(#[serde(with = "serde_bytes")] Vec<u8>),
     /// One subkey of a dictionary value.
     Subkey {
         /// The subkey (msgpack bytes).
+        #[serde(with = "serde_bytes")]
         subkey: Vec<u8>,
         /// The value (msgpack bytes).
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     /// A whole dictionary value.
@@ -101,8 +107,8 @@ pub struct StoreRequest {
 pub struct StoreResponse {
     /// The callee.
     pub peer: NodeInfo,
-    /// Whether each item was stored.
-    pub store_ok: Vec<bool>,
+    /// Per item: stored, or why not.
+    pub results: Vec<Result<(), Rejection>>,
 }
 
 /// `rpc_find` request.
@@ -122,6 +128,7 @@ pub enum FoundValue {
     /// A regular value.
     Regular {
         /// The value (msgpack bytes).
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         /// When it expires.
         expiration_time: DhtTime,
@@ -141,8 +148,10 @@ pub struct PeerRecord {
     /// Its DHT id.
     pub node_id: DhtId,
     /// Its libp2p peer id (bytes).
+    #[serde(with = "serde_bytes")]
     pub peer_id: Vec<u8>,
     /// Addresses it can be reached at (multiaddr bytes).
+    #[serde(with = "bytes_list")]
     pub addrs: Vec<Vec<u8>>,
 }
 
@@ -162,6 +171,24 @@ pub struct FindResponse {
     pub peer: NodeInfo,
     /// Results, in the order of the request's keys.
     pub results: Vec<FindResult>,
+}
+
+/// Lists of byte strings (addresses) as bytes, not as sequences of single bytes: serde's default
+/// for `Vec<u8>` visits every byte, which showed up in profiles of the DHT benchmark.
+mod bytes_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub fn serialize<S: Serializer>(list: &[Vec<u8>], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(list.iter().map(|b| Bytes::new(b)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Vec<u8>>, D::Error> {
+        let list = Vec::<ByteBuf>::deserialize(deserializer)?;
+        Ok(list.into_iter().map(ByteBuf::into_vec).collect())
+    }
 }
 
 /// At most this many addresses of one node are taken from a message.
@@ -198,6 +225,8 @@ pub struct ProtocolConfig {
     pub cache_size: Option<usize>,
     /// Serve no RPCs and stay out of others' routing tables.
     pub client_mode: bool,
+    /// What the node accepts from remote peers.
+    pub limits: Limits,
 }
 
 impl Default for ProtocolConfig {
@@ -210,6 +239,7 @@ impl Default for ProtocolConfig {
             parallel_rpc: None,
             cache_size: None,
             client_mode: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -222,6 +252,8 @@ pub struct ProtocolState {
     pub storage: DhtLocalStorage,
     /// Values cached from lookups.
     pub cache: DhtLocalStorage,
+    /// Who wrote the records remote peers stored, for the quotas.
+    pub(crate) writers: Writers,
 }
 
 struct Inner {
@@ -246,7 +278,7 @@ pub struct DhtProtocol {
 impl DhtProtocol {
     /// Answers with this node's id and clock; with `validate`, pings the caller back to tell it
     /// whether it is reachable.
-    async fn rpc_ping(
+    pub async fn rpc_ping(
         &self,
         request: PingRequest,
         ctx: RpcContext,
@@ -277,60 +309,29 @@ impl DhtProtocol {
     }
 
     /// Stores every item it can; a result per item.
-    async fn rpc_store(
+    pub async fn rpc_store(
         &self,
         request: StoreRequest,
         ctx: RpcContext,
     ) -> Result<StoreResponse, DhtError> {
+        self.check_request_size(request.items.len())?;
         self.remember_addresses(ctx.remote_peer(), &request.peer)
             .await;
         self.update_routing_table(request.peer.node_id, ctx.remote_peer(), true);
-        // Validate before taking the lock: validators may verify signatures.
-        let valid: Vec<bool> = request
-            .items
-            .iter()
-            .map(|item| self.valid_item(item))
-            .collect();
-        let mut state = self.state();
-        let store_ok = request
-            .items
-            .into_iter()
-            .zip(valid)
-            .map(|(item, valid)| {
-                if !valid {
-                    return false;
-                }
-                let target = if item.in_cache {
-                    &mut state.cache
-                } else {
-                    &mut state.storage
-                };
-                match item.value {
-                    StoreValue::Regular(value) => {
-                        target.store(item.key, value, item.expiration_time, None)
-                    }
-                    StoreValue::Subkey { subkey, value } => {
-                        target.store_subkey(item.key, subkey, value, item.expiration_time)
-                    }
-                    StoreValue::Dictionary(entries) => {
-                        let mut dict = dictionary(entries, item.expiration_time);
-                        target.store_dictionary(item.key, &mut dict)
-                    }
-                }
-            })
-            .collect();
+        let results = self.apply_store(Some(ctx.remote_peer()), request.items);
         Ok(StoreResponse {
             peer: self.node_info(),
-            store_ok,
+            results,
         })
     }
 
     /// For each key: the newest of what storage and cache hold, and the nearest known nodes.
-    async fn rpc_find(
+    pub async fn rpc_find(
         &self,
         request: FindRequest,
         ctx: RpcContext,
     ) -> Result<FindResponse, DhtError> {
+        self.check_request_size(request.keys.len())?;
         self.remember_addresses(ctx.remote_peer(), &request.peer)
             .await;
         self.update_routing_table(request.peer.node_id, ctx.remote_peer(), true);
@@ -344,6 +345,7 @@ impl DhtProtocol {
                         routing_table,
                         storage,
                         cache,
+                        ..
                     } = &mut *state;
                     let stored = newest(storage.get(key), cache.get(key));
                     let nearest = routing_table.get_nearest_neighbors(
@@ -456,6 +458,20 @@ pub(crate) fn dict_entries(dict: &DictionaryDhtValue) -> Vec<DictEntry> {
         .collect()
 }
 
+/// The records of a store item, with their expirations.
+fn record_ids(item: &StoreItem) -> Vec<(RecordId, DhtTime)> {
+    match &item.value {
+        StoreValue::Regular(_) => vec![((item.key, REGULAR_SUBKEY.to_vec()), item.expiration_time)],
+        StoreValue::Subkey { subkey, .. } => {
+            vec![((item.key, subkey.clone()), item.expiration_time)]
+        }
+        StoreValue::Dictionary(entries) => entries
+            .iter()
+            .map(|e| ((item.key, e.subkey.clone()), e.expiration_time))
+            .collect(),
+    }
+}
+
 /// What to send to store a value as it is held locally.
 pub(crate) fn store_value(value: &StoredValue) -> StoreValue {
     match value {
@@ -475,6 +491,7 @@ impl DhtProtocol {
             routing_table: RoutingTable::new(node_id, config.bucket_size, config.depth_modulo),
             storage: DhtLocalStorage::new(None),
             cache: DhtLocalStorage::new(config.cache_size),
+            writers: Writers::default(),
         };
         let protocol = DhtProtocol {
             inner: Arc::new(Inner {
@@ -615,6 +632,126 @@ impl DhtProtocol {
         }
     }
 
+    /// How many records held here `peer` wrote (its quota use, [`Limits::max_records_per_peer`]).
+    pub fn records_written_by(&self, peer: &PeerId) -> usize {
+        let mut state = self.state();
+        state.writers.expire(get_dht_time());
+        state.writers.records_of(peer)
+    }
+
+    /// How many records held here remote peers wrote ([`Limits::max_records`]).
+    pub fn remote_records(&self) -> usize {
+        let mut state = self.state();
+        state.writers.expire(get_dht_time());
+        state.writers.len()
+    }
+
+    fn check_request_size(&self, count: usize) -> Result<(), DhtError> {
+        let limit = self.inner.config.limits.max_keys_per_request;
+        if count > limit {
+            return Err(DhtError::TooManyKeys { count, limit });
+        }
+        Ok(())
+    }
+
+    /// Stores items written by `sender` (`None`: this node itself): limits, validators, then
+    /// storage or cache. A result per item.
+    pub(crate) fn apply_store(
+        &self,
+        sender: Option<PeerId>,
+        items: Vec<StoreItem>,
+    ) -> Vec<Result<(), Rejection>> {
+        let limits = &self.inner.config.limits;
+        let now = get_dht_time();
+        // Validate before taking the lock: validators may verify signatures.
+        let checked: Vec<Result<(), Rejection>> = items
+            .iter()
+            .map(|item| {
+                let values: Vec<&[u8]> = match &item.value {
+                    StoreValue::Regular(value) | StoreValue::Subkey { value, .. } => vec![value],
+                    StoreValue::Dictionary(entries) => {
+                        entries.iter().map(|e| e.value.as_slice()).collect()
+                    }
+                };
+                let expirations_finite = match &item.value {
+                    StoreValue::Dictionary(entries) => {
+                        entries.iter().all(|e| e.expiration_time.is_finite())
+                    }
+                    _ => true,
+                } && item.expiration_time.is_finite();
+                if !expirations_finite {
+                    // NaN or infinity: never expiring would pin memory for good.
+                    Err(Rejection::Invalid)
+                } else if values.iter().any(|v| v.len() > limits.max_value_size) {
+                    Err(Rejection::ValueTooLarge)
+                } else if values.len() > limits.max_subkeys_per_dictionary {
+                    Err(Rejection::TooManySubkeys)
+                } else if item.expiration_time <= now {
+                    Err(Rejection::Expired)
+                } else if !self.valid_item(item) {
+                    Err(Rejection::Invalid)
+                } else {
+                    Ok(())
+                }
+            })
+            .collect();
+        let mut state = self.state();
+        let ProtocolState {
+            storage,
+            cache,
+            writers,
+            ..
+        } = &mut *state;
+        writers.expire(now);
+        items
+            .into_iter()
+            .zip(checked)
+            .map(|(item, checked)| {
+                checked?;
+                let target = if item.in_cache {
+                    &mut *cache
+                } else {
+                    &mut *storage
+                };
+                let records = record_ids(&item);
+                if let Some(sender) = &sender {
+                    writers.check(limits, sender, records.iter().map(|(r, _)| r))?;
+                }
+                let subkeys: Vec<&[u8]> = records
+                    .iter()
+                    .map(|((_, subkey), _)| subkey.as_slice())
+                    .filter(|subkey| *subkey != REGULAR_SUBKEY)
+                    .collect();
+                if !subkeys.is_empty()
+                    && target.subkeys_after(&item.key, &subkeys) > limits.max_subkeys_per_dictionary
+                {
+                    return Err(Rejection::TooManySubkeys);
+                }
+                let stored = match item.value {
+                    StoreValue::Regular(value) => {
+                        target.store(item.key, value, item.expiration_time, None)
+                    }
+                    StoreValue::Subkey { subkey, value } => {
+                        target.store_subkey(item.key, subkey, value, item.expiration_time)
+                    }
+                    StoreValue::Dictionary(entries) => {
+                        let mut dict = dictionary(entries, item.expiration_time);
+                        target.store_dictionary(item.key, &mut dict)
+                    }
+                };
+                // A dictionary may be stored in part: its records count either way.
+                for (record, expiration_time) in records {
+                    writers.wrote(sender, record, expiration_time);
+                }
+                if stored {
+                    Ok(())
+                } else {
+                    Err(Rejection::Outdated)
+                }
+            })
+            .collect()
+    }
+
     fn stub(&self, peer: PeerId) -> DhtProtocolStub {
         DhtProtocol::get_stub(&self.inner.p2p, peer).with_deadline(self.inner.config.wait_timeout)
     }
@@ -656,24 +793,24 @@ impl DhtProtocol {
         };
         let peer_id = response.peer.node_id;
         if validate && peer_id.is_some() {
+            let max = MAX_DHT_TIME_DISCREPANCY_SECONDS;
             let problem = if !self.inner.config.client_mode && !response.available {
-                Some(format!(
-                    "peer {peer} can't reach this node: it may be behind a firewall"
-                ))
+                Some(DhtError::Unreachable { peer })
             } else if response.dht_time != 0.0
-                && (response.dht_time < requested - MAX_DHT_TIME_DISCREPANCY_SECONDS
-                    || response.dht_time > responded_at + MAX_DHT_TIME_DISCREPANCY_SECONDS)
+                && (response.dht_time < requested - max || response.dht_time > responded_at + max)
             {
-                Some(format!(
-                    "local time must be within {MAX_DHT_TIME_DISCREPANCY_SECONDS} s of others (peer {peer} has {:.3}, local {requested:.3}..{responded_at:.3})",
-                    response.dht_time
-                ))
+                let offset = if response.dht_time < requested {
+                    response.dht_time - requested
+                } else {
+                    response.dht_time - responded_at
+                };
+                Some(DhtError::ClockSkew { peer, offset, max })
             } else {
                 None
             };
             if let Some(problem) = problem {
                 if strict {
-                    return Err(DhtError::Validation(problem));
+                    return Err(problem);
                 }
                 tracing::warn!("{problem}");
             }
@@ -684,31 +821,67 @@ impl DhtProtocol {
 
     /// Stores items on `peer`; a result per item, or `None` if the peer did not answer.
     pub async fn call_store(&self, peer: PeerId, items: Vec<StoreItem>) -> Option<Vec<bool>> {
-        let response = {
-            let _slot = self.slot().await;
-            self.stub(peer)
-                .rpc_store(StoreRequest {
-                    peer: self.node_info(),
-                    items,
-                })
-                .await
-        };
-        match response {
-            Ok(response) => {
-                self.update_routing_table(response.peer.node_id, peer, true);
-                Some(response.store_ok)
-            }
-            Err(err) => {
-                tracing::debug!(%peer, %err, "store failed");
-                self.update_routing_table(self.inner.state_id_of(&peer), peer, false);
-                None
+        let results = self.call_store_detailed(peer, items).await?;
+        Some(results.iter().map(Result::is_ok).collect())
+    }
+
+    /// Stores items on `peer`: per item, stored or why not; `None` if the peer did not answer.
+    /// More items than [`Limits::max_keys_per_request`] go in several requests.
+    pub async fn call_store_detailed(
+        &self,
+        peer: PeerId,
+        items: Vec<StoreItem>,
+    ) -> Option<Vec<Result<(), Rejection>>> {
+        let mut results = Vec::with_capacity(items.len());
+        for chunk in items.chunks(self.inner.config.limits.max_keys_per_request.max(1)) {
+            let response = {
+                let _slot = self.slot().await;
+                self.stub(peer)
+                    .rpc_store(StoreRequest {
+                        peer: self.node_info(),
+                        items: chunk.to_vec(),
+                    })
+                    .await
+            };
+            match response {
+                Ok(response) if response.results.len() == chunk.len() => {
+                    self.update_routing_table(response.peer.node_id, peer, true);
+                    results.extend(response.results);
+                }
+                Ok(_) => {
+                    tracing::debug!(%peer, "store answered with the wrong number of results");
+                    return None;
+                }
+                Err(err) => {
+                    tracing::debug!(%peer, %err, "store failed");
+                    self.update_routing_table(self.inner.state_id_of(&peer), peer, false);
+                    return None;
+                }
             }
         }
+        Some(results)
     }
 
     /// Looks keys up on `peer`: per key, its value (if any) and its nearest nodes; `None` if the
     /// peer did not answer. The addresses of the nodes it names are remembered for later dials.
+    /// More keys than [`Limits::max_keys_per_request`] go in several requests.
     pub async fn call_find(
+        &self,
+        peer: PeerId,
+        keys: Vec<DhtId>,
+    ) -> Option<HashMap<DhtId, FindOutcome>> {
+        let limit = self.inner.config.limits.max_keys_per_request.max(1);
+        if keys.len() <= limit {
+            return self.call_find_once(peer, keys).await;
+        }
+        let mut outcomes = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(limit) {
+            outcomes.extend(self.call_find_once(peer, chunk.to_vec()).await?);
+        }
+        Some(outcomes)
+    }
+
+    async fn call_find_once(
         &self,
         peer: PeerId,
         keys: Vec<DhtId>,

@@ -378,6 +378,18 @@ impl DhtLocalStorage {
         self.inner.get(key)
     }
 
+    /// How many subkeys the dictionary under `key` would have with `subkeys` added (a regular
+    /// value counts as none).
+    pub fn subkeys_after(&mut self, key: &DhtId, subkeys: &[&[u8]]) -> usize {
+        match self.inner.get_mut(key).map(|entry| &mut entry.value) {
+            Some(StoredValue::Dictionary(dict)) => {
+                let new = subkeys.iter().filter(|s| dict.get(s).is_none()).count();
+                dict.len() + new
+            }
+            _ => subkeys.len(),
+        }
+    }
+
     /// Removes a key.
     pub fn remove(&mut self, key: &DhtId) -> Option<ValueWithExpiration<StoredValue>> {
         self.inner.remove(key)

@@ -88,6 +88,11 @@ impl CompositeValidator {
         validators.sort_by_key(|v| v.priority());
     }
 
+    /// The number of validators (after merges).
+    pub fn len(&self) -> usize {
+        self.list().len()
+    }
+
     /// Whether there is no validator (then every record is valid and values pass unchanged).
     pub fn is_empty(&self) -> bool {
         self.validators

@@ -130,7 +130,8 @@ async fn edge_case_keys_subkeys_and_values() {
                 assert!(
                     writer
                         .store_encoded(key.clone(), value.clone(), exp, Some(subkey.clone()))
-                        .await,
+                        .await
+                        .unwrap(),
                     "seed {seed}: store {key:?}/{subkey:?}"
                 );
                 let reader = nodes.choose(&mut rng).unwrap();
@@ -328,6 +329,58 @@ async fn caching_and_cache_refresh() {
     }
     node1.shutdown().await;
     node2.shutdown().await;
+}
+
+/// hivemind's `_update_cache_on_store`: a subkey stored into a cached dictionary goes into the
+/// cache and the dictionary is refreshed, bringing in subkeys other peers added meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_on_store_refreshes_a_cached_dictionary() {
+    let server = DhtNode::create(patient()).await.unwrap();
+    let peers = server.p2p().visible_maddrs();
+    let client = |_| {
+        DhtNode::create(DhtConfig {
+            client_mode: true,
+            ..patient().with_initial_peers(peers.clone())
+        })
+    };
+    let (me, other) = (client(0).await.unwrap(), client(1).await.unwrap());
+    let now = get_dht_time();
+    let sub = |s: &str| Some(Key::from(s));
+    assert!(server.store("d", &1, now + 60.0, sub("s1")).await.unwrap());
+    // Found on the server: cached here.
+    me.get::<i32>("d", true).await.unwrap().unwrap();
+    let id = DhtId::generate("d");
+    let cached_subkeys = |node: &DhtNode| match node.protocol().state().cache.get(&id) {
+        Some(v) => match &v.value {
+            StoredValue::Dictionary(d) => {
+                let mut d = d.clone();
+                let mut subkeys: Vec<Vec<u8>> = d.items().map(|(s, _)| s.clone()).collect();
+                subkeys.sort();
+                subkeys
+            }
+            StoredValue::Regular(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    assert_eq!(cached_subkeys(&me).len(), 1);
+    // Another peer adds s2; this node then stores s3.
+    assert!(other.store("d", &2, now + 200.0, sub("s2")).await.unwrap());
+    assert!(me.store("d", &3, now + 100.0, sub("s3")).await.unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let subkeys = cached_subkeys(&me);
+        if subkeys.len() == 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cache not refreshed: {subkeys:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for node in [me, other, server] {
+        node.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,9 @@ pub struct RpcContext {
 }
 
 impl RpcContext {
-    pub(crate) fn new(handle_name: Arc<str>, local_peer: PeerId, remote_peer: PeerId) -> Self {
+    /// Builds a context, to call a handler method directly (unit tests, fuzzing); the runtime
+    /// makes one for every inbound call.
+    pub fn new(handle_name: Arc<str>, local_peer: PeerId, remote_peer: PeerId) -> Self {
         RpcContext {
             handle_name,
             local_peer,

@@ -5,6 +5,9 @@
 //! After a streaming call that both sides finished cleanly, the server adds a second `End` (the
 //! trailer): the stream then carries the next call, like the stream of a finished unary call.
 //! Every length is checked against the receiver's limit before a byte of payload is buffered.
+//!
+//! Public for tools that speak the wire by hand, for adversarial tests and for fuzzing; the
+//! runtime's stubs and servers are the way to make calls.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -13,12 +16,12 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::{RpcError, RpcKind, codec};
 
 /// Bytes before the payload: kind and length.
-pub(crate) const HEADER_LEN: usize = 5;
+pub const HEADER_LEN: usize = 5;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum FrameKind {
+pub enum FrameKind {
     /// Opens a call: payload is a [`CallHeader`].
     Call = 0,
     /// One request or response message.
@@ -43,34 +46,51 @@ impl FrameKind {
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Frame {
+pub struct Frame {
+    /// What it carries.
     pub kind: FrameKind,
+    /// The payload (codec bytes; empty for `End`).
     pub payload: Bytes,
 }
 
 /// The first frame of every call.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct CallHeader {
+pub struct CallHeader {
+    /// The handle name, e.g. `Foo.rpc_x`.
     pub name: String,
+    /// The kind the caller expects the handler to be.
     pub kind: RpcKind,
 }
 
-/// Errors as they cross the wire.
+/// Errors as they cross the wire: the payload of an `Error` frame. The caller turns it into the
+/// matching [`RpcError`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum WireError {
+pub enum WireError {
+    /// The handler failed with this message.
     Remote(String),
+    /// No handler of this name.
     UnknownHandler(String),
+    /// The handler is of another kind than the caller expected.
     KindMismatch {
+        /// The handle name.
         name: String,
+        /// The kind the caller expected.
         expected: String,
+        /// The handler's kind.
         actual: String,
     },
+    /// An interceptor refused the call.
     Refused(String),
+    /// The server is at its limit of concurrent calls.
     Busy(String),
+    /// A frame exceeded the receiver's limit.
     MessageTooLarge {
+        /// The announced size.
         size: u64,
+        /// The limit.
         limit: u64,
     },
+    /// Bytes that did not decode.
     Malformed(String),
 }
 
@@ -170,12 +190,13 @@ pub(crate) fn put_error(dst: &mut BytesMut, err: &WireError) {
 
 /// Decodes frames, refusing any whose announced length exceeds `max_payload`.
 #[derive(Debug, Clone)]
-pub(crate) struct FrameCodec {
+pub struct FrameCodec {
     max_payload: usize,
 }
 
 impl FrameCodec {
-    pub(crate) fn new(max_payload: usize) -> Self {
+    /// A decoder of frames with payloads of at most `max_payload` bytes.
+    pub fn new(max_payload: usize) -> Self {
         FrameCodec { max_payload }
     }
 }
@@ -294,5 +315,52 @@ mod tests {
             Err(RpcError::MessageTooLarge { .. })
         ));
         assert!(out.is_empty());
+    }
+
+    /// Decodes `data` fed in pieces cut at `cuts`; the frames until the first error.
+    fn decode_in_pieces(data: &[u8], cuts: &[usize], limit: usize) -> (Vec<Frame>, bool) {
+        let mut codec = FrameCodec::new(limit);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+        points.push(data.len());
+        points.sort_unstable();
+        let mut fed = 0;
+        for point in points {
+            buf.extend_from_slice(&data[fed..point]);
+            fed = point;
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(frame)) => frames.push(frame),
+                    Ok(None) => break,
+                    Err(_) => return (frames, true),
+                }
+            }
+        }
+        (frames, false)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// The entry point of the `frame_decoder` fuzz target, bounded: arbitrary bytes in
+        /// arbitrary pieces never panic, never yield a payload over the limit, and decode the same
+        /// however they are cut.
+        #[test]
+        fn arbitrary_bytes_decode_without_panic(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            cuts in proptest::collection::vec(0usize..600, 0..8),
+        ) {
+            let limit = 64;
+            let (pieces, pieces_failed) = decode_in_pieces(&data, &cuts, limit);
+            let (whole, whole_failed) = decode_in_pieces(&data, &[], limit);
+            proptest::prop_assert_eq!(&pieces, &whole);
+            proptest::prop_assert_eq!(pieces_failed, whole_failed);
+            for frame in &whole {
+                proptest::prop_assert!(frame.payload.len() <= limit);
+                let _ = codec::decode::<CallHeader>(&frame.payload, limit);
+                let _ = codec::decode::<WireError>(&frame.payload, limit);
+            }
+        }
     }
 }

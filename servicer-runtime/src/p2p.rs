@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId, Stream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -332,6 +333,20 @@ impl P2P {
 
     /// A newly negotiated stream to `peer`.
     pub(crate) async fn open_stream(&self, peer: PeerId) -> Result<PooledStream, RpcError> {
+        let (stream, connection) = self.open_raw(peer).await?;
+        Ok(PooledStream {
+            io: server::framed(stream, self.inner.shared.config.max_message_size),
+            connection,
+        })
+    }
+
+    /// Opens a stream of the RPC protocol to `peer` with nothing sent on it: for tools and tests
+    /// that write [frames](crate::frame) by hand. Calls go through stubs instead.
+    pub async fn open_raw_stream(&self, peer: PeerId) -> Result<Stream, RpcError> {
+        Ok(self.open_raw(peer).await?.0)
+    }
+
+    async fn open_raw(&self, peer: PeerId) -> Result<(Stream, ConnectionId), RpcError> {
         if self.is_shut_down() {
             return Err(RpcError::Shutdown);
         }
@@ -345,10 +360,7 @@ impl P2P {
                 RpcError::ConnectionClosed("connection closed while opening a stream".into())
             }
         })??;
-        Ok(PooledStream {
-            io: server::framed(stream, self.inner.shared.config.max_message_size),
-            connection,
-        })
+        Ok((stream, connection))
     }
 }
 
