@@ -233,7 +233,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     let (marker, len) = parse_header(&header, limit)?;
     // The buffer grows as bytes arrive: an announced length is no allocation by itself.
     let mut payload = Vec::with_capacity(len.min(64 * 1024));
-    (&mut *io).take(len as u64).read_to_end(&mut payload).await?;
+    (&mut *io)
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .await?;
     if payload.len() < len {
         return Err(HivemindWireError::Truncated {
             buffered: HEADER_LEN + payload.len(),
@@ -299,10 +302,16 @@ mod tests {
             frame.to_bytes(MAX_MESSAGE_SIZE).ok().as_deref(),
             Some(&expected[..])
         );
-        assert_eq!(decode_all(&expected, MAX_MESSAGE_SIZE).ok(), Some(vec![frame]));
+        assert_eq!(
+            decode_all(&expected, MAX_MESSAGE_SIZE).ok(),
+            Some(vec![frame])
+        );
         // An explicitly empty message is `0a 00`, which Python's caller also raises on.
         assert_eq!(
-            StreamFrame::error("").to_bytes(MAX_MESSAGE_SIZE).ok().as_deref(),
+            StreamFrame::error("")
+                .to_bytes(MAX_MESSAGE_SIZE)
+                .ok()
+                .as_deref(),
             Some(&[1, 0, 0, 0, 0, 0, 0, 0, 2, 0x0a, 0][..])
         );
     }

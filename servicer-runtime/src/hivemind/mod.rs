@@ -11,9 +11,9 @@
 //!   `PersistentConnectionRequest` each way, with a 16-byte call id.
 //! - [`frames`]: streaming calls: `marker | u64 big-endian length | protobuf` frames, and
 //!   `END_OF_STREAM`.
-//! - [`negotiate`]: multistream-select 1.0 for protocol names without a leading `/`
-//!   (`DHTProtocol.rpc_ping`), which rust-libp2p's own negotiation refuses; its docs say how it
-//!   will be plugged into a connection.
+//! - [`negotiate`]: the multistream-select 1.0 message codec, for any protocol name.
+//! - [`muxer`]: how a node negotiates names without a leading `/` (`DHTProtocol.rpc_ping`),
+//!   which rust-libp2p's own negotiation refuses: a stream-muxer wrapper that translates them.
 //! - [`HivemindWireError`]: what all of them report; it converts into [`crate::RpcError`].
 //!
 //! Every decoder here takes untrusted bytes: lengths are checked against a limit
@@ -22,6 +22,7 @@
 
 mod error;
 pub mod frames;
+pub mod muxer;
 pub mod negotiate;
 pub mod proto;
 pub mod unary;

@@ -71,10 +71,7 @@ pub struct PersistentConnectionResponse {
     #[prost(bytes = "vec", required, tag = "1")]
     pub call_id: Vec<u8>,
     /// `oneof message`.
-    #[prost(
-        oneof = "persistent_connection_response::Message",
-        tags = "2, 3, 4, 5"
-    )]
+    #[prost(oneof = "persistent_connection_response::Message", tags = "2, 3, 4, 5")]
     pub message: Option<persistent_connection_response::Message>,
 }
 

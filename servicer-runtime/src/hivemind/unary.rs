@@ -152,14 +152,14 @@ impl UnaryReply {
     pub fn from_envelope(envelope: PersistentConnectionRequest) -> Result<Self, HivemindWireError> {
         let call_id = CallId::from_slice(&envelope.call_id)?;
         let outcome = match envelope.message {
-            Some(Envelope::UnaryResponse(CallUnaryResponse { result: Some(result) })) => {
-                match result {
-                    call_unary_response::Result::Response(bytes) => UnaryOutcome::Response(bytes),
-                    call_unary_response::Result::Error(bytes) => {
-                        UnaryOutcome::Error(String::from_utf8_lossy(&bytes).into_owned())
-                    }
+            Some(Envelope::UnaryResponse(CallUnaryResponse {
+                result: Some(result),
+            })) => match result {
+                call_unary_response::Result::Response(bytes) => UnaryOutcome::Response(bytes),
+                call_unary_response::Result::Error(bytes) => {
+                    UnaryOutcome::Error(String::from_utf8_lossy(&bytes).into_owned())
                 }
-            }
+            },
             Some(Envelope::UnaryResponse(CallUnaryResponse { result: None })) => {
                 return Err(HivemindWireError::UnexpectedEnvelope {
                     expected: "unaryResponse.response or unaryResponse.error",
@@ -334,7 +334,10 @@ pub async fn read_envelope<R: AsyncRead + Unpin>(
     };
     // The buffer grows as bytes arrive: an announced length is no allocation by itself.
     let mut payload = Vec::with_capacity(len.min(64 * 1024));
-    (&mut *io).take(len as u64).read_to_end(&mut payload).await?;
+    (&mut *io)
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .await?;
     if payload.len() < len {
         return Err(HivemindWireError::Truncated {
             buffered: prefix.len() + payload.len(),
@@ -544,7 +547,10 @@ mod tests {
         // A u64::MAX length under an unlimited limit waits for bytes; it never overflows.
         let mut huge = Vec::new();
         varint::encode(u64::MAX, &mut huge);
-        assert!(matches!(decode_delimited(&huge, usize::MAX), Ok(None) | Err(_)));
+        assert!(matches!(
+            decode_delimited(&huge, usize::MAX),
+            Ok(None) | Err(_)
+        ));
     }
 
     #[test]

@@ -61,7 +61,10 @@ mod tests {
             let bytes = enc(v);
             assert_eq!(decode(&bytes).ok().flatten(), Some((v, bytes.len())));
             for cut in 0..bytes.len() {
-                assert!(matches!(decode(&bytes[..cut]), Ok(None)), "{v} cut at {cut}");
+                assert!(
+                    matches!(decode(&bytes[..cut]), Ok(None)),
+                    "{v} cut at {cut}"
+                );
             }
         }
     }
