@@ -31,10 +31,10 @@ mod stream;
 mod stub;
 mod swarm;
 
-pub use config::{DEFAULT_MAX_MESSAGE_SIZE, P2PConfig};
+pub use config::{DEFAULT_MAX_MESSAGE_SIZE, P2PConfig, WireMode};
 pub use context::RpcContext;
 pub use error::RpcError;
-pub use handler::{Handler, Interceptor, Message, RpcKind, handle_name};
+pub use handler::{Handler, Interceptor, Message, ProtoMessage, RpcKind, handle_name};
 pub use identity::load_or_create_identity;
 pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::{Multiaddr, PeerId, Stream};

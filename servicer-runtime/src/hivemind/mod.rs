@@ -1,8 +1,10 @@
 //! hivemind 1.1.12's wire format: the pieces a node needs to call, and be called by, a hivemind
 //! peer (a Python process behind learning-at-home's `p2pd` Go daemon).
 //!
-//! This is the foundation of the `hivemind` wire mode (design §7); the seam that lets the runtime
-//! and `#[servicer]` use it is not here yet. The facts come from `shared/reference/hivemind-wire.md`
+//! This is the `hivemind` wire mode (design §7, [`crate::WireMode::Hivemind`]): a node created
+//! with it negotiates hivemind's protocol names through [`muxer`], serves handlers made with
+//! `Handler::proto_*`, and calls them with `StubBase::proto_*`. `#[servicer]` does not generate
+//! protobuf stubs yet. The facts come from `shared/reference/hivemind-wire.md`
 //! and from hivemind's and the daemon's sources, cited in each module.
 //!
 //! - [`proto`]: the protobuf messages (hand-written `prost` derives): the unary envelope, the stream
@@ -20,11 +22,13 @@
 //! ([`MAX_MESSAGE_SIZE`] by default) before anything is buffered, and malformed input is an
 //! error, never a panic.
 
+pub(crate) mod client;
 mod error;
 pub mod frames;
 pub mod muxer;
 pub mod negotiate;
 pub mod proto;
+pub(crate) mod server;
 pub mod unary;
 mod varint;
 
@@ -34,3 +38,7 @@ pub use error::HivemindWireError;
 /// the daemon's `-persistentConnMaxMsgSize=4194304`). Unary envelopes above it are refused by the
 /// Go daemon; this module applies the same limit to stream frames by default.
 pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+/// The protobuf runtime the message types of this module derive from, for users who write their
+/// own hivemind messages.
+pub use prost;
