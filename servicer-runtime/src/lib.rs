@@ -13,6 +13,10 @@
 //! `kind | u32 length | payload` (see the `frame` module): a call header, messages, and an end or an
 //! error frame. Streams of finished calls are kept and reused, so a call costs one round trip and
 //! no protocol negotiation.
+//!
+//! [`WireMode::Hivemind`] adds hivemind 1.1.12's wire (see [`hivemind`]): protocol names without a
+//! leading `/`, protobuf messages, handlers made with `Handler::proto_*` and called with
+//! `StubBase::proto_*`.
 
 mod behaviour;
 pub mod codec;

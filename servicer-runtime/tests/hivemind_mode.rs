@@ -253,3 +253,132 @@ async fn native_handlers_still_work_and_modes_are_checked() {
         .expect_err("needs hivemind mode");
     assert!(matches!(err, RpcError::Unsupported(_)), "{err:?}");
 }
+
+/// Dropping a call closes its stream, which cancels the remote handler (hivemind's rule: close or
+/// reset = cancel), for unary and streaming calls alike.
+#[tokio::test]
+async fn dropping_a_call_cancels_the_remote_handler() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let (server, client) = hivemind_pair().await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let unary_dropped = Arc::new(AtomicBool::new(false));
+    let stream_dropped = Arc::new(AtomicBool::new(false));
+    let (s1, d1) = (started.clone(), unary_dropped.clone());
+    let (s2, d2) = (started.clone(), stream_dropped.clone());
+    server
+        .add_handlers(
+            vec![
+                (
+                    "Slow.rpc_wait".into(),
+                    Handler::proto_unary(move |_req: PingRequest, _ctx| {
+                        let guard = common::SetOnDrop(d1.clone());
+                        s1.fetch_add(1, Ordering::SeqCst);
+                        async move {
+                            let _guard = guard;
+                            std::future::pending::<()>().await;
+                            Ok::<PingResponse, String>(PingResponse::default())
+                        }
+                    }),
+                ),
+                (
+                    "Slow.rpc_trickle".into(),
+                    Handler::proto_unary_stream(move |_req: PingRequest, _ctx| {
+                        let guard = common::SetOnDrop(d2.clone());
+                        s2.fetch_add(1, Ordering::SeqCst);
+                        async move {
+                            let items = futures::stream::unfold(guard, |guard| async move {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                Some((ping_response(1), guard))
+                            });
+                            Ok::<_, String>(ResponseStream::from_items(items))
+                        }
+                    }),
+                ),
+            ],
+            None,
+        )
+        .expect("register");
+    let slow = StubBase::new(&client, server.peer_id(), "Slow", None);
+    let short = slow.with_deadline(Duration::from_millis(300));
+    let err = short
+        .proto_unary::<_, PingResponse>("rpc_wait", ping(1, false))
+        .await
+        .expect_err("deadline");
+    assert!(matches!(err, RpcError::DeadlineExceeded(_)), "{err:?}");
+    let flag = unary_dropped.clone();
+    common::wait_for("the unary handler to be cancelled", move || {
+        flag.load(Ordering::SeqCst)
+    })
+    .await;
+
+    let mut trickle = slow
+        .proto_unary_stream::<_, PingResponse>("rpc_trickle", ping(1, false))
+        .await
+        .expect("call");
+    for _ in 0..3 {
+        assert_eq!(trickle.next().await, Some(Ok(ping_response(1))));
+    }
+    assert!(!stream_dropped.load(Ordering::SeqCst));
+    drop(trickle);
+    let flag = stream_dropped.clone();
+    common::wait_for("the stream handler to be cancelled", move || {
+        flag.load(Ordering::SeqCst)
+    })
+    .await;
+    assert_eq!(started.load(Ordering::SeqCst), 2);
+}
+
+/// The message cap (4 MiB by default, here 1 KiB) holds on both sides: an over-size request
+/// fails locally, an over-size reply becomes an error for the caller rather than silence.
+#[tokio::test]
+async fn message_cap_applies_both_ways() {
+    let config = || {
+        P2PConfig::default()
+            .with_wire_mode(WireMode::Hivemind)
+            .with_listen_addrs(tcp())
+            .with_max_message_size(1024)
+    };
+    let server = P2P::create(config()).await.expect("server");
+    let client = P2P::create(
+        config()
+            .with_initial_peers(server.visible_maddrs())
+            .with_require_initial_peers(true),
+    )
+    .await
+    .expect("client");
+    server
+        .add_handler(
+            "Big.rpc_grow",
+            Handler::proto_unary(|req: PingRequest, _ctx| async move {
+                let n = req.peer.map(|p| p.node_id.len()).unwrap_or(0);
+                Ok::<_, String>(PingResponse {
+                    peer: Some(NodeInfo {
+                        node_id: vec![1; n * 10],
+                    }),
+                    ..PingResponse::default()
+                })
+            }),
+        )
+        .expect("register");
+    let big = StubBase::new(&client, server.peer_id(), "Big", None);
+    let ok: PingResponse = big
+        .proto_unary("rpc_grow", ping(50, false))
+        .await
+        .expect("fits");
+    assert_eq!(ok.peer.map(|p| p.node_id.len()), Some(500));
+    let err = big
+        .proto_unary::<_, PingResponse>("rpc_grow", ping(200, false))
+        .await
+        .expect_err("reply too large");
+    assert!(
+        matches!(&err, RpcError::Remote { message } if message.contains("exceeds")),
+        "{err:?}"
+    );
+    let err = big
+        .proto_unary::<_, PingResponse>("rpc_grow", ping(2000, false))
+        .await
+        .expect_err("request too large");
+    assert!(matches!(err, RpcError::MessageTooLarge { .. }), "{err:?}");
+}
