@@ -8,19 +8,22 @@
 //! # calls Interop.rpc_ping/rpc_fail/rpc_count/rpc_echo on that peer; exits 1 on a mismatch
 //! ```
 //!
-//! `Interop` has the same four handlers on both sides (the Python ones are in
+//! `Interop` is a `#[servicer(wire = "hivemind")]` here and a `ServicerBase` in Python, with the
+//! same four handlers on both sides (the Python ones are in
 //! `scripts/interop_hivemind.py`): `rpc_ping` (unary, echoes the node id), `rpc_fail` (unary,
 //! always fails), `rpc_count` (unary-stream: one response per byte of the node id) and `rpc_echo`
 //! (stream-stream).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use servicer::runtime::hivemind::proto::{NodeInfo, PingRequest, PingResponse};
 use servicer::runtime::{
-    Handler, Multiaddr, P2P, P2PConfig, RequestStream, ResponseStream, RpcError, StubBase,
+    Multiaddr, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError, StubBase,
     WireMode, multiaddr_peer_id,
 };
+use servicer::servicer;
 
 #[derive(Debug, thiserror::Error)]
 enum InteropError {
@@ -44,49 +47,51 @@ fn node(id: &[u8]) -> Option<NodeInfo> {
     })
 }
 
-fn handlers() -> Vec<(String, Handler)> {
-    vec![
-        (
-            "Interop.rpc_ping".into(),
-            Handler::proto_unary(|req: PingRequest, _ctx| async move {
-                Ok::<_, String>(PingResponse {
-                    auth: None,
-                    peer: req.peer,
-                    dht_time: 1.0,
-                    available: req.validate,
-                })
-            }),
-        ),
-        (
-            "Interop.rpc_fail".into(),
-            Handler::proto_unary(|_req: PingRequest, _ctx| async move {
-                Err::<PingResponse, _>("RustError('boom from rust')")
-            }),
-        ),
-        (
-            "Interop.rpc_count".into(),
-            Handler::proto_unary_stream(|req: PingRequest, _ctx| async move {
-                let n = req.peer.map(|p| p.node_id.len()).unwrap_or(0);
-                let items = (0..n).map(|i| PingResponse {
-                    peer: node(&[i as u8; 20]),
-                    ..PingResponse::default()
-                });
-                Ok::<_, String>(ResponseStream::iter(items))
-            }),
-        ),
-        (
-            "Interop.rpc_echo".into(),
-            Handler::proto_stream_stream(|requests: RequestStream<PingRequest>, _ctx| async move {
-                Ok::<_, String>(ResponseStream::new(requests.map(|r| {
-                    r.map(|req| PingResponse {
-                        peer: req.peer,
-                        available: req.validate,
-                        ..PingResponse::default()
-                    })
-                })))
-            }),
-        ),
-    ]
+/// The Rust `Interop` servicer: `#[servicer(wire = "hivemind")]` makes its handlers and stub
+/// speak hivemind's wire with these protobuf messages.
+struct Interop;
+
+#[servicer(wire = "hivemind")]
+impl Interop {
+    async fn rpc_ping(&self, req: PingRequest, _ctx: RpcContext) -> Result<PingResponse, String> {
+        Ok(PingResponse {
+            auth: None,
+            peer: req.peer,
+            dht_time: 1.0,
+            available: req.validate,
+        })
+    }
+
+    async fn rpc_fail(&self, _req: PingRequest, _ctx: RpcContext) -> Result<PingResponse, String> {
+        Err("RustError('boom from rust')".into())
+    }
+
+    async fn rpc_count(
+        &self,
+        req: PingRequest,
+        _ctx: RpcContext,
+    ) -> Result<ResponseStream<PingResponse>, String> {
+        let n = req.peer.map(|p| p.node_id.len()).unwrap_or(0);
+        let items = (0..n).map(|i| PingResponse {
+            peer: node(&[i as u8; 20]),
+            ..PingResponse::default()
+        });
+        Ok(ResponseStream::iter(items))
+    }
+
+    async fn rpc_echo(
+        &self,
+        requests: RequestStream<PingRequest>,
+        _ctx: RpcContext,
+    ) -> Result<ResponseStream<PingResponse>, String> {
+        Ok(ResponseStream::new(requests.map(|r| {
+            r.map(|req| PingResponse {
+                peer: req.peer,
+                available: req.validate,
+                ..PingResponse::default()
+            })
+        })))
+    }
 }
 
 fn config() -> P2PConfig {
@@ -97,7 +102,7 @@ fn config() -> P2PConfig {
 
 async fn serve() -> Result<(), InteropError> {
     let p2p = P2P::create(config()).await?;
-    p2p.add_handlers(handlers(), None)?;
+    Arc::new(Interop).add_p2p_handlers(&p2p, None)?;
     for addr in p2p.visible_maddrs() {
         println!("LISTENING {addr}");
     }
@@ -137,23 +142,21 @@ async fn call(addr: &str) -> Result<(), InteropError> {
             .with_require_initial_peers(true),
     )
     .await?;
-    let stub = StubBase::new(&p2p, peer, "Interop", None);
+    let stub = Interop::get_stub(&p2p, peer);
     let request = PingRequest {
         auth: None,
         peer: node(&[7; 20]),
         validate: true,
     };
 
-    let pong: PingResponse = stub.proto_unary("rpc_ping", request.clone()).await?;
+    let pong = stub.rpc_ping(request.clone()).await?;
     check(
         "unary rpc_ping",
         (pong.peer, pong.available),
         (node(&[7; 20]), true),
     )?;
 
-    let failed = stub
-        .proto_unary::<_, PingResponse>("rpc_fail", request.clone())
-        .await;
+    let failed = stub.rpc_fail(request.clone()).await;
     check(
         "unary rpc_fail",
         failed.err(),
@@ -162,7 +165,8 @@ async fn call(addr: &str) -> Result<(), InteropError> {
         }),
     )?;
 
-    let missing = stub
+    // No stub method for a handler nobody serves: the runtime's StubBase calls it by name.
+    let missing = StubBase::new(&p2p, peer, "Interop", None)
         .proto_unary::<_, PingResponse>("rpc_missing", request.clone())
         .await;
     check(
@@ -174,13 +178,10 @@ async fn call(addr: &str) -> Result<(), InteropError> {
     )?;
 
     let counted: Vec<Result<PingResponse, RpcError>> = stub
-        .proto_unary_stream(
-            "rpc_count",
-            PingRequest {
-                peer: node(&[1; 3]),
-                ..PingRequest::default()
-            },
-        )
+        .rpc_count(PingRequest {
+            peer: node(&[1; 3]),
+            ..PingRequest::default()
+        })
         .await?
         .collect()
         .await;
@@ -200,7 +201,7 @@ async fn call(addr: &str) -> Result<(), InteropError> {
         ..PingRequest::default()
     });
     let echoed: Vec<Result<PingResponse, RpcError>> = stub
-        .proto_stream_stream("rpc_echo", futures::stream::iter(requests))
+        .rpc_echo(futures::stream::iter(requests))
         .await?
         .collect()
         .await;

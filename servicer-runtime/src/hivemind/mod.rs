@@ -3,8 +3,8 @@
 //!
 //! This is the `hivemind` wire mode (design §7, [`crate::WireMode::Hivemind`]): a node created
 //! with it negotiates hivemind's protocol names through [`muxer`], serves handlers made with
-//! `Handler::proto_*`, and calls them with `StubBase::proto_*`. `#[servicer]` does not generate
-//! protobuf stubs yet. The facts come from `shared/reference/hivemind-wire.md`
+//! `Handler::proto_*`, and calls them with `StubBase::proto_*` (which `#[servicer(wire = "hivemind")]`
+//! generates). The facts come from `shared/reference/hivemind-wire.md`
 //! and from hivemind's and the daemon's sources, cited in each module.
 //!
 //! - [`proto`]: the protobuf messages (hand-written `prost` derives): the unary envelope, the stream
