@@ -6,13 +6,17 @@
 
 1. Rust calls Python: a hivemind P2P serves the `Interop` servicer below; the Rust example
    (`call <maddr>`) calls its four handlers and an unknown one.
+   The same again with a Python peer that has an RSA identity (`identity_path`).
 2. Python calls Rust: the Rust example serves `Interop` (`serve`); a hivemind stub made by
    `Interop.get_stub` calls its four handlers.
 Prints one line per check and exits non-zero if any fails.
 """
 
 import asyncio
+import functools
+import os
 import sys
+import tempfile
 from typing import AsyncIterator
 
 from hivemind.p2p import P2P, P2PContext, P2PHandlerError, PeerID, ServicerBase
@@ -53,8 +57,8 @@ def check(what, ok, detail=""):
         failures.append(what)
 
 
-async def rust_calls_python(binary):
-    p2p = await P2P.create(host_maddrs=["/ip4/127.0.0.1/tcp/0"])
+async def rust_calls_python(binary, **p2p_options):
+    p2p = await P2P.create(host_maddrs=["/ip4/127.0.0.1/tcp/0"], **p2p_options)
     try:
         await Interop().add_p2p_handlers(p2p)
         maddr = str((await p2p.get_visible_maddrs())[0])
@@ -65,7 +69,9 @@ async def rust_calls_python(binary):
         except asyncio.TimeoutError:
             proc.kill()
             rc = "timeout"
-        check("rust stub called the python servicer (unary, error, unknown, unary-stream, stream-stream)", rc == 0, f"rc={rc}")
+        kind = "RSA" if p2p_options else "Ed25519"
+        check(f"rust stub called the python servicer with an {kind} peer id (unary, error, unknown, "
+              "unary-stream, stream-stream)", rc == 0, f"rc={rc}")
     finally:
         await p2p.shutdown()
 
@@ -119,11 +125,15 @@ async def python_calls_rust(binary):
 
 async def main():
     binary = sys.argv[1]
-    for part in (rust_calls_python, python_calls_rust):
-        try:
-            await part(binary)
-        except Exception as e:
-            check(part.__name__, False, repr(e))
+    with tempfile.TemporaryDirectory() as tmp:
+        # hivemind makes an RSA identity when given an identity_path (`Qm...` peer ids).
+        rsa = functools.partial(rust_calls_python, identity_path=os.path.join(tmp, "rsa.key"))
+        for name, part in (("rust_calls_python", rust_calls_python), ("rust_calls_python_rsa", rsa),
+                           ("python_calls_rust", python_calls_rust)):
+            try:
+                await part(binary)
+            except Exception as e:
+                check(name, False, repr(e))
     if failures:
         print(f"FAILED: {failures}", flush=True)
         sys.exit(1)
