@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use servicer::runtime::hivemind::proto::{NodeInfo, PingRequest, PingResponse};
+use servicer::dht::hivemind_proto::{NodeInfo, PingRequest, PingResponse};
 use servicer::runtime::{
     Multiaddr, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError, StubBase,
     WireMode, multiaddr_peer_id,

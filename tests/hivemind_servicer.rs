@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use servicer::runtime::hivemind::proto::{
+use servicer::dht::hivemind_proto::{
     FindRequest, FindResponse, FindResult, NodeInfo, PingRequest, PingResponse, StoreRequest,
     StoreResponse,
 };

@@ -6,10 +6,42 @@ mod common;
 use std::time::Duration;
 
 use futures::StreamExt;
-use servicer_runtime::hivemind::proto::{NodeInfo, PingRequest, PingResponse, StoreResponse};
 use servicer_runtime::{Handler, P2P, P2PConfig, ResponseStream, RpcError, StubBase, WireMode};
 
 use common::tcp;
+
+// Test messages with the field numbers of hivemind's dht.proto (the runtime knows no DHT).
+#[derive(Clone, PartialEq, prost::Message)]
+struct NodeInfo {
+    #[prost(bytes = "vec", tag = "1")]
+    node_id: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PingRequest {
+    #[prost(message, optional, tag = "2")]
+    peer: Option<NodeInfo>,
+    #[prost(bool, tag = "3")]
+    validate: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PingResponse {
+    #[prost(message, optional, tag = "2")]
+    peer: Option<NodeInfo>,
+    #[prost(double, tag = "4")]
+    dht_time: f64,
+    #[prost(bool, tag = "5")]
+    available: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoreResponse {
+    #[prost(bool, repeated, tag = "2")]
+    store_ok: Vec<bool>,
+    #[prost(message, optional, tag = "3")]
+    peer: Option<NodeInfo>,
+}
 
 async fn hivemind_pair() -> (P2P, P2P) {
     let config = || {
@@ -31,7 +63,6 @@ async fn hivemind_pair() -> (P2P, P2P) {
 
 fn ping_response(n: u8) -> PingResponse {
     PingResponse {
-        auth: None,
         peer: Some(NodeInfo {
             node_id: vec![n; 20],
         }),
@@ -82,7 +113,6 @@ fn register(server: &P2P) {
                             let all: Vec<_> = requests.collect().await;
                             let oks = all.iter().filter(|r| r.is_ok()).count();
                             Ok::<_, String>(StoreResponse {
-                                auth: None,
                                 store_ok: vec![true; oks],
                                 peer: None,
                             })
@@ -107,7 +137,6 @@ fn register(server: &P2P) {
 
 fn ping(len: usize, validate: bool) -> PingRequest {
     PingRequest {
-        auth: None,
         peer: Some(NodeInfo {
             node_id: vec![7; len],
         }),

@@ -260,7 +260,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hivemind::proto::{NodeInfo, PingResponse};
+    use crate::hivemind::test_messages::{NodeInfo, PingResponse};
     use tokio_util::codec::{Decoder, Encoder};
 
     fn decode_all(bytes: &[u8], limit: usize) -> Result<Vec<StreamFrame>, HivemindWireError> {
@@ -321,7 +321,6 @@ mod tests {
     #[test]
     fn message_frame_vector() {
         let msg = PingResponse {
-            auth: None,
             peer: Some(NodeInfo {
                 node_id: vec![0x22; 20],
             }),

@@ -29,6 +29,8 @@ pub mod muxer;
 pub mod negotiate;
 pub mod proto;
 pub(crate) mod server;
+#[cfg(test)]
+mod test_messages;
 pub mod unary;
 mod varint;
 

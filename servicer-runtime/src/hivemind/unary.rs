@@ -362,7 +362,7 @@ pub async fn write_envelope<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hivemind::proto::{NodeInfo, PingRequest};
+    use crate::hivemind::test_messages::{NodeInfo, PingRequest};
     use tokio_util::codec::{Decoder, Encoder};
 
     /// hex without spaces or newlines.
@@ -431,7 +431,6 @@ mod tests {
     fn request_vector_layout_from_reference() {
         let peer = hex(&format!("0024 0801 1220 {}", "ab".repeat(32)));
         let ping = PingRequest {
-            auth: None,
             peer: Some(NodeInfo {
                 node_id: vec![0x11; 20],
             }),
