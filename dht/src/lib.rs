@@ -6,6 +6,7 @@ pub mod blacklist;
 pub mod crypto;
 pub mod error;
 pub mod handle;
+pub mod hivemind_proto;
 pub mod id;
 pub mod limits;
 pub mod node;

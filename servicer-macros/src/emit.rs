@@ -133,11 +133,7 @@ fn stub_method(model: &Servicer, handler: &Handler) -> TokenStream {
     };
     match (handler.request.is_stream(), handler.response.is_stream()) {
         (false, stream_out) => {
-            let call = if stream_out {
-                quote! { unary_stream }
-            } else {
-                quote! { unary }
-            };
+            let call = call_name(model, if stream_out { "unary_stream" } else { "unary" });
             quote! {
                 #[doc = #doc]
                 pub async fn #method(&self, request: #req)
@@ -148,11 +144,14 @@ fn stub_method(model: &Servicer, handler: &Handler) -> TokenStream {
             }
         }
         (true, stream_out) => {
-            let call = if stream_out {
-                quote! { stream_stream }
-            } else {
-                quote! { stream_unary }
-            };
+            let call = call_name(
+                model,
+                if stream_out {
+                    "stream_stream"
+                } else {
+                    "stream_unary"
+                },
+            );
             quote! {
                 #[doc = #doc]
                 pub async fn #method<S>(&self, requests: S)
@@ -172,14 +171,14 @@ fn registration(model: &Servicer, handler: &Handler) -> TokenStream {
     let name = &model.name;
     let method = &handler.ident;
     let method_name = method.to_string();
-    let constructor = format_ident!(
-        "{}",
+    let constructor = call_name(
+        model,
         match (handler.request.is_stream(), handler.response.is_stream()) {
             (false, false) => "unary",
             (true, false) => "stream_unary",
             (false, true) => "unary_stream",
             (true, true) => "stream_stream",
-        }
+        },
     );
     let req = match handler.request.is_stream() {
         true => {
@@ -202,5 +201,14 @@ fn registration(model: &Servicer, handler: &Handler) -> TokenStream {
                 })
             },
         )
+    }
+}
+
+/// The runtime's constructor or call for a kind: `unary`, or `proto_unary` on hivemind's wire.
+fn call_name(model: &Servicer, kind: &str) -> proc_macro2::Ident {
+    if model.proto {
+        format_ident!("proto_{kind}")
+    } else {
+        format_ident!("{kind}")
     }
 }

@@ -32,7 +32,10 @@ mod parse;
 /// The runtime crate is found through the caller's dependencies (`servicer-runtime`, or the
 /// `servicer` facade); `#[servicer(crate = "path::to::runtime")]` names it explicitly.
 /// `#[servicer(name = "Name")]` sets the servicer's name in handle names (e.g. to match a Python
-/// class such as hivemind's `DHTProtocol`).
+/// class such as hivemind's `DHTProtocol`). `#[servicer(wire = "hivemind")]` makes a servicer for
+/// hivemind's wire: its messages are protobuf (`prost::Message + Default`) instead of serde, the
+/// handlers register with `Handler::proto_*` and the stub calls `StubBase::proto_*`, so it needs a
+/// node created with `WireMode::Hivemind`.
 #[proc_macro_attribute]
 pub fn servicer(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item2: proc_macro2::TokenStream = item.clone().into();
@@ -65,6 +68,7 @@ fn expand(
     if let Some(name) = args.name {
         model.name = name;
     }
+    model.proto = args.hivemind_wire;
     let generated = emit::servicer(&model);
     Ok(quote! {
         #item_impl
@@ -78,6 +82,8 @@ struct Args {
     runtime: Option<syn::Path>,
     /// `name = "Name"`: the servicer's name in handle names (default: the type's name).
     name: Option<String>,
+    /// `wire = "hivemind"` (protobuf messages on hivemind's wire) rather than `wire = "native"`.
+    hivemind_wire: bool,
 }
 
 impl Args {
@@ -85,6 +91,7 @@ impl Args {
         let mut args = Args {
             runtime: None,
             name: None,
+            hivemind_wire: false,
         };
         if attr.is_empty() {
             return Ok(args);
@@ -105,9 +112,22 @@ impl Args {
                 }
                 args.name = Some(name);
                 Ok(())
+            } else if meta.path.is_ident("wire") {
+                let value: syn::LitStr = meta.value()?.parse()?;
+                args.hivemind_wire = match value.value().as_str() {
+                    "native" => false,
+                    "hivemind" => true,
+                    _ => {
+                        return Err(syn::Error::new(
+                            value.span(),
+                            "the wire is `\"native\"` (serde messages, the default) or `\"hivemind\"` (protobuf messages)",
+                        ));
+                    }
+                };
+                Ok(())
             } else {
                 Err(meta.error(
-                    "unknown argument; expected `crate = \"path::to::runtime\"` or `name = \"Name\"`",
+                    "unknown argument; expected `crate = \"path::to::runtime\"`, `name = \"Name\"` or `wire = \"hivemind\"`",
                 ))
             }
         });

@@ -12,6 +12,9 @@ pub(crate) struct Servicer {
     /// The path emitted code uses for the runtime crate.
     pub runtime: Path,
     pub handlers: Vec<Handler>,
+    /// `wire = "hivemind"`: messages are protobuf (`prost`) and handlers and calls go over
+    /// hivemind's wire (the runtime's `Handler::proto_*` and `StubBase::proto_*`).
+    pub proto: bool,
 }
 
 /// One `async fn rpc_x(&self, request: R, ctx: RpcContext) -> Result<T, E>`.

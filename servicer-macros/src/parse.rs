@@ -105,12 +105,14 @@ pub(crate) fn servicer(item: &ItemImpl, runtime: Path) -> syn::Result<Servicer> 
             ident,
             runtime,
             handlers,
+            proto: false,
         }),
         None => errors.finish(Servicer {
             name: String::new(),
             ident: proc_macro2::Ident::new("Invalid", Span::call_site()),
             runtime,
             handlers,
+            proto: false,
         }),
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use libp2p::core::transport::PortUse;
-use libp2p::core::upgrade::ReadyUpgrade;
+use libp2p::core::upgrade::{InboundUpgrade, OutboundUpgrade, UpgradeInfo};
 use libp2p::core::{Endpoint, Multiaddr};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::handler::{
@@ -26,8 +26,9 @@ use libp2p::swarm::{
 use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::oneshot;
 
+use crate::hivemind::muxer::PREFIX;
 use crate::p2p::Shared;
-use crate::{RpcError, server};
+use crate::{RpcError, WireMode, server};
 
 /// The one protocol of the native wire; the handler name travels in each call's header.
 pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/servicer/rpc/1.0.0");
@@ -42,7 +43,7 @@ pub(crate) struct RpcBehaviour {
     shared: Arc<Shared>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     connections: HashMap<PeerId, Vec<ConnectionId>>,
-    waiting_for_connection: HashMap<PeerId, Vec<StreamReply>>,
+    waiting_for_connection: HashMap<PeerId, Vec<(StreamProtocol, StreamReply)>>,
     actions: VecDeque<ToSwarm<Infallible, OpenStream>>,
 }
 
@@ -84,8 +85,13 @@ impl RpcBehaviour {
         self.connections.contains_key(peer)
     }
 
-    /// Opens a stream to `peer`, dialling it first if needed.
-    pub(crate) fn open_stream(&mut self, peer: PeerId, reply: StreamReply) {
+    /// Opens a stream of `protocol` to `peer`, dialling it first if needed.
+    pub(crate) fn open_stream(
+        &mut self,
+        peer: PeerId,
+        protocol: StreamProtocol,
+        reply: StreamReply,
+    ) {
         if peer == self.shared.local_peer {
             let _ = reply.send(Err(RpcError::PeerUnreachable {
                 peer,
@@ -97,7 +103,7 @@ impl RpcBehaviour {
             self.actions.push_back(ToSwarm::NotifyHandler {
                 peer_id: peer,
                 handler: NotifyHandler::One(connection),
-                event: OpenStream(reply),
+                event: OpenStream { protocol, reply },
             });
             return;
         }
@@ -109,8 +115,8 @@ impl RpcBehaviour {
             return;
         }
         let waiting = self.waiting_for_connection.entry(peer).or_default();
-        waiting.retain(|r| !r.is_closed());
-        waiting.push(reply);
+        waiting.retain(|(_, r)| !r.is_closed());
+        waiting.push((protocol, reply));
         if waiting.len() == 1 {
             self.actions.push_back(ToSwarm::Dial {
                 opts: DialOpts::peer_id(peer)
@@ -173,7 +179,7 @@ impl NetworkBehaviour for RpcBehaviour {
                     .entry(e.peer_id)
                     .or_default()
                     .push(e.connection_id);
-                for reply in self
+                for (protocol, reply) in self
                     .waiting_for_connection
                     .remove(&e.peer_id)
                     .unwrap_or_default()
@@ -181,7 +187,7 @@ impl NetworkBehaviour for RpcBehaviour {
                     self.actions.push_back(ToSwarm::NotifyHandler {
                         peer_id: e.peer_id,
                         handler: NotifyHandler::One(e.connection_id),
-                        event: OpenStream(reply),
+                        event: OpenStream { protocol, reply },
                     });
                 }
             }
@@ -203,7 +209,7 @@ impl NetworkBehaviour for RpcBehaviour {
                     return;
                 }
                 let reason = e.error.to_string();
-                for reply in self
+                for (_, reply) in self
                     .waiting_for_connection
                     .remove(&peer)
                     .unwrap_or_default()
@@ -235,16 +241,72 @@ impl NetworkBehaviour for RpcBehaviour {
     }
 }
 
-/// Asks a connection to open an outbound stream.
+/// Asks a connection to open an outbound stream of `protocol`.
 #[derive(Debug)]
-pub(crate) struct OpenStream(StreamReply);
+pub(crate) struct OpenStream {
+    protocol: StreamProtocol,
+    reply: StreamReply,
+}
+
+/// The protocols of one side of a negotiation, handing the stream and the chosen name to the
+/// handler. Names are `StreamProtocol`s: hivemind's names appear as `PREFIX ++ name`, which the
+/// connection's [`TranslatingMuxer`](crate::hivemind::muxer::TranslatingMuxer) maps to and from
+/// the bare name on the wire.
+#[derive(Debug, Clone)]
+pub(crate) struct Protocols {
+    native: bool,
+    others: Arc<Vec<StreamProtocol>>,
+}
+
+impl Protocols {
+    fn one(protocol: StreamProtocol) -> Self {
+        Protocols {
+            native: false,
+            others: Arc::new(vec![protocol]),
+        }
+    }
+}
+
+impl UpgradeInfo for Protocols {
+    type Info = StreamProtocol;
+    type InfoIter = std::vec::IntoIter<StreamProtocol>;
+
+    fn protocol_info(&self) -> Self::InfoIter {
+        let mut all = Vec::with_capacity(self.others.len() + 1);
+        if self.native {
+            all.push(PROTOCOL);
+        }
+        all.extend(self.others.iter().cloned());
+        all.into_iter()
+    }
+}
+
+impl InboundUpgrade<libp2p::Stream> for Protocols {
+    type Output = (libp2p::Stream, StreamProtocol);
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Output, Infallible>>;
+
+    fn upgrade_inbound(self, stream: libp2p::Stream, info: StreamProtocol) -> Self::Future {
+        std::future::ready(Ok((stream, info)))
+    }
+}
+
+impl OutboundUpgrade<libp2p::Stream> for Protocols {
+    type Output = (libp2p::Stream, StreamProtocol);
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Output, Infallible>>;
+
+    fn upgrade_outbound(self, stream: libp2p::Stream, info: StreamProtocol) -> Self::Future {
+        std::future::ready(Ok((stream, info)))
+    }
+}
 
 /// One connection's side of the protocol.
 pub(crate) struct RpcHandler {
     shared: Arc<Shared>,
     remote: PeerId,
     connection: ConnectionId,
-    to_open: VecDeque<StreamReply>,
+    to_open: VecDeque<OpenStream>,
 }
 
 impl RpcHandler {
@@ -261,70 +323,105 @@ impl RpcHandler {
 impl ConnectionHandler for RpcHandler {
     type FromBehaviour = OpenStream;
     type ToBehaviour = Infallible;
-    type InboundProtocol = ReadyUpgrade<StreamProtocol>;
-    type OutboundProtocol = ReadyUpgrade<StreamProtocol>;
+    type InboundProtocol = Protocols;
+    type OutboundProtocol = Protocols;
     type InboundOpenInfo = ();
-    type OutboundOpenInfo = StreamReply;
+    type OutboundOpenInfo = (StreamProtocol, StreamReply);
 
     fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol, ()> {
-        SubstreamProtocol::new(ReadyUpgrade::new(PROTOCOL), ())
-            .with_timeout(self.shared.config.connect_timeout)
+        let others = match self.shared.config.wire_mode {
+            WireMode::Native => Arc::default(),
+            // Every hivemind-wire handler is its own protocol.
+            WireMode::Hivemind => self.shared.registry.proto_protocols(),
+        };
+        let protocols = Protocols {
+            native: true,
+            others,
+        };
+        SubstreamProtocol::new(protocols, ()).with_timeout(self.shared.config.connect_timeout)
     }
 
     fn poll(
         &mut self,
         _cx: &mut Context<'_>,
-    ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, StreamReply, Infallible>> {
-        while let Some(reply) = self.to_open.pop_front() {
+    ) -> Poll<
+        ConnectionHandlerEvent<Self::OutboundProtocol, (StreamProtocol, StreamReply), Infallible>,
+    > {
+        while let Some(OpenStream { protocol, reply }) = self.to_open.pop_front() {
             // The caller gave up (deadline, drop): don't open a stream nobody reads.
             if reply.is_closed() {
                 continue;
             }
+            let upgrade = Protocols::one(protocol.clone());
             return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                protocol: SubstreamProtocol::new(ReadyUpgrade::new(PROTOCOL), reply)
+                protocol: SubstreamProtocol::new(upgrade, (protocol, reply))
                     .with_timeout(self.shared.config.connect_timeout),
             });
         }
         Poll::Pending
     }
 
-    fn on_behaviour_event(&mut self, OpenStream(reply): OpenStream) {
-        self.to_open.push_back(reply);
+    fn on_behaviour_event(&mut self, open: OpenStream) {
+        self.to_open.push_back(open);
     }
 
     fn on_connection_event(
         &mut self,
-        event: ConnectionEvent<Self::InboundProtocol, Self::OutboundProtocol, (), StreamReply>,
+        event: ConnectionEvent<
+            Self::InboundProtocol,
+            Self::OutboundProtocol,
+            (),
+            (StreamProtocol, StreamReply),
+        >,
     ) {
         match event {
             ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
-                protocol: stream,
+                protocol: (stream, protocol),
                 ..
             }) => {
                 if self.shared.is_closed() {
                     return;
                 }
-                tokio::spawn(server::serve_stream(
-                    stream,
-                    self.remote,
-                    self.shared.clone(),
-                ));
+                if protocol == PROTOCOL {
+                    tokio::spawn(server::serve_stream(
+                        stream,
+                        self.remote,
+                        self.shared.clone(),
+                    ));
+                } else if let Some(name) = protocol.as_ref().strip_prefix(PREFIX) {
+                    tokio::spawn(crate::hivemind::server::serve(
+                        stream,
+                        name.to_owned(),
+                        self.remote,
+                        self.shared.clone(),
+                    ));
+                }
             }
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
-                protocol: stream,
-                info: reply,
+                protocol: (stream, _),
+                info: (_, reply),
             }) => {
                 let _ = reply.send(Ok((stream, self.connection)));
             }
-            ConnectionEvent::DialUpgradeError(DialUpgradeError { info: reply, error }) => {
+            ConnectionEvent::DialUpgradeError(DialUpgradeError {
+                info: (protocol, reply),
+                error,
+            }) => {
                 let err = match error {
                     StreamUpgradeError::Timeout => {
                         RpcError::DeadlineExceeded(self.shared.config.connect_timeout)
                     }
-                    StreamUpgradeError::NegotiationFailed => RpcError::PeerUnreachable {
-                        peer: self.remote,
-                        reason: format!("peer does not speak {PROTOCOL}"),
-                    },
+                    StreamUpgradeError::NegotiationFailed => {
+                        match protocol.as_ref().strip_prefix(PREFIX) {
+                            Some(name) => RpcError::UnknownHandler {
+                                name: name.to_owned(),
+                            },
+                            None => RpcError::PeerUnreachable {
+                                peer: self.remote,
+                                reason: format!("peer does not speak {protocol}"),
+                            },
+                        }
+                    }
                     StreamUpgradeError::Io(e) => RpcError::ConnectionClosed(e.to_string()),
                     StreamUpgradeError::Apply(never) => match never {},
                 };

@@ -9,6 +9,23 @@ use libp2p::identity::Keypair;
 /// Default cap on one message, as hivemind's `DEFAULT_MAX_MSG_SIZE`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
+/// Which wire a node speaks (design §7). The servicer model (handlers, kinds, stubs) is the same
+/// in both; the protocol names, the framing and the message codec differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireMode {
+    /// This project's own wire: one protocol `/servicer/rpc/1.0.0`, `kind | u32 length | bincode`
+    /// frames, reused streams.
+    #[default]
+    Native,
+    /// The exact wire of hivemind 1.1.12 (see [`crate::hivemind`]): each handler is a libp2p
+    /// protocol named `Class.rpc_x` (no leading `/`), unary calls are one stream each with a
+    /// `PersistentConnectionRequest` envelope, streaming calls use `marker | u64 length`
+    /// frames, and messages are protobuf. Handlers registered with the `Handler::proto_*`
+    /// constructors are served on it; serde handlers stay reachable over the native protocol.
+    Hivemind,
+}
+
 /// How a node is created. Build it with [`P2PConfig::default`] and the `with_*` methods.
 ///
 /// ```
@@ -38,6 +55,7 @@ pub struct P2PConfig {
     pub(crate) max_inbound_calls: usize,
     pub(crate) max_inbound_calls_per_peer: usize,
     pub(crate) max_outbound_streams_per_peer: usize,
+    pub(crate) wire_mode: WireMode,
 }
 
 impl Default for P2PConfig {
@@ -59,6 +77,7 @@ impl Default for P2PConfig {
             max_inbound_calls: 4096,
             max_inbound_calls_per_peer: 256,
             max_outbound_streams_per_peer: 256,
+            wire_mode: WireMode::Native,
         }
     }
 }
@@ -158,6 +177,17 @@ impl P2PConfig {
     pub fn with_max_outbound_streams_per_peer(mut self, streams: usize) -> Self {
         self.max_outbound_streams_per_peer = streams.max(1);
         self
+    }
+
+    /// Which wire the node speaks. Default: [`WireMode::Native`].
+    pub fn with_wire_mode(mut self, mode: WireMode) -> Self {
+        self.wire_mode = mode;
+        self
+    }
+
+    /// Which wire the node speaks.
+    pub fn wire_mode(&self) -> WireMode {
+        self.wire_mode
     }
 
     /// The largest message this node sends or accepts.

@@ -82,6 +82,10 @@ pub enum RpcError {
     /// The local node has shut down.
     #[error("the P2P node has shut down")]
     Shutdown,
+    /// The operation needs another configuration of the node, e.g. a protobuf handler or call on a
+    /// node that does not speak [`WireMode::Hivemind`](crate::WireMode::Hivemind).
+    #[error("not supported here: {0}")]
+    Unsupported(String),
     /// The node could not be created or configured (identity file, listen address, transport).
     #[error("node setup failed: {0}")]
     Setup(String),

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -16,6 +18,12 @@ use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
+
+/// A protobuf message, as handlers and calls on [`WireMode::Hivemind`](crate::WireMode::Hivemind)
+/// exchange them (hivemind's messages, e.g. [`crate::hivemind::proto`]).
+pub trait ProtoMessage: prost::Message + Default + Send + 'static {}
+
+impl<T: prost::Message + Default + Send + 'static> ProtoMessage for T {}
 
 /// The four kinds of call, named input-output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,6 +86,28 @@ where
 
 type ServeFn = dyn Fn(ServerCall) -> BoxFuture<'static, CallOutcome> + Send + Sync;
 
+/// A hivemind-wire unary handler with its types erased: request bytes in, response bytes or the
+/// error text out.
+pub(crate) type ProtoUnaryFn =
+    dyn Fn(Bytes, RpcContext) -> BoxFuture<'static, Result<Vec<u8>, String>> + Send + Sync;
+
+/// A hivemind-wire streaming handler of any of the three streaming kinds, types erased: unary
+/// input takes the first request, unary output is a stream of one.
+pub(crate) type ProtoStreamFn = dyn Fn(
+        RequestStream<Bytes>,
+        RpcContext,
+    ) -> BoxFuture<'static, Result<ResponseStream<Vec<u8>>, String>>
+    + Send
+    + Sync;
+
+/// How a handler is served: on the native wire, or on hivemind's.
+#[derive(Clone)]
+pub(crate) enum Serve {
+    Native(Arc<ServeFn>),
+    ProtoUnary(Arc<ProtoUnaryFn>),
+    ProtoStream(Arc<ProtoStreamFn>),
+}
+
 /// A handler ready to register: an async function of one of the four kinds, with its types erased.
 ///
 /// The error type `E` of a handler only needs `Display`: its text reaches the caller as
@@ -85,7 +115,7 @@ type ServeFn = dyn Fn(ServerCall) -> BoxFuture<'static, CallOutcome> + Send + Sy
 #[derive(Clone)]
 pub struct Handler {
     kind: RpcKind,
-    serve: Arc<ServeFn>,
+    serve: Serve,
 }
 
 impl fmt::Debug for Handler {
@@ -107,7 +137,9 @@ impl Handler {
         let f = Arc::new(f);
         Handler {
             kind: RpcKind::UnaryUnary,
-            serve: Arc::new(move |call| Box::pin(server::serve_unary(f.clone(), call))),
+            serve: Serve::Native(Arc::new(move |call| {
+                Box::pin(server::serve_unary(f.clone(), call))
+            })),
         }
     }
 
@@ -123,7 +155,9 @@ impl Handler {
         let f = Arc::new(f);
         Handler {
             kind: RpcKind::StreamUnary,
-            serve: Arc::new(move |call| Box::pin(server::serve_stream_unary(f.clone(), call))),
+            serve: Serve::Native(Arc::new(move |call| {
+                Box::pin(server::serve_stream_unary(f.clone(), call))
+            })),
         }
     }
 
@@ -139,7 +173,9 @@ impl Handler {
         let f = Arc::new(f);
         Handler {
             kind: RpcKind::UnaryStream,
-            serve: Arc::new(move |call| Box::pin(server::serve_unary_stream(f.clone(), call))),
+            serve: Serve::Native(Arc::new(move |call| {
+                Box::pin(server::serve_unary_stream(f.clone(), call))
+            })),
         }
     }
 
@@ -155,7 +191,110 @@ impl Handler {
         let f = Arc::new(f);
         Handler {
             kind: RpcKind::StreamStream,
-            serve: Arc::new(move |call| Box::pin(server::serve_stream_stream(f.clone(), call))),
+            serve: Serve::Native(Arc::new(move |call| {
+                Box::pin(server::serve_stream_stream(f.clone(), call))
+            })),
+        }
+    }
+
+    /// One protobuf request in, one protobuf response out, on hivemind's wire (a handler that
+    /// hivemind registers with `add_protobuf_handler` and neither `stream_input` nor
+    /// `stream_output`). The error's text reaches the caller as `CallUnaryResponse.error`.
+    pub fn proto_unary<Req, Resp, E, F, Fut>(f: F) -> Handler
+    where
+        Req: ProtoMessage,
+        Resp: ProtoMessage,
+        E: fmt::Display + Send + 'static,
+        F: Fn(Req, RpcContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        Handler {
+            kind: RpcKind::UnaryUnary,
+            serve: Serve::ProtoUnary(Arc::new(move |bytes: Bytes, ctx| {
+                let f = f.clone();
+                Box::pin(async move {
+                    let request =
+                        Req::decode(bytes).map_err(|e| format!("cannot decode request: {e}"))?;
+                    match f(request, ctx).await {
+                        Ok(response) => Ok(response.encode_to_vec()),
+                        Err(err) => Err(err.to_string()),
+                    }
+                })
+            })),
+        }
+    }
+
+    /// A stream of protobuf requests in, one response out, on hivemind's wire (`stream_input`).
+    pub fn proto_stream_unary<Req, Resp, E, F, Fut>(f: F) -> Handler
+    where
+        Req: ProtoMessage,
+        Resp: ProtoMessage,
+        E: fmt::Display + Send + 'static,
+        F: Fn(RequestStream<Req>, RpcContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        Handler::proto_stream(RpcKind::StreamUnary, move |requests, ctx| {
+            let f = f.clone();
+            async move {
+                let response = f(decode_requests(requests), ctx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(ResponseStream::iter([response.encode_to_vec()]))
+            }
+        })
+    }
+
+    /// One protobuf request in, a stream of responses out, on hivemind's wire (`stream_output`).
+    pub fn proto_unary_stream<Req, Resp, E, F, Fut>(f: F) -> Handler
+    where
+        Req: ProtoMessage,
+        Resp: ProtoMessage,
+        E: fmt::Display + Send + 'static,
+        F: Fn(Req, RpcContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ResponseStream<Resp>, E>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        Handler::proto_stream(RpcKind::UnaryStream, move |requests, ctx| {
+            let f = f.clone();
+            async move {
+                let request = first_request::<Req>(requests).await?;
+                let responses = f(request, ctx).await.map_err(|e| e.to_string())?;
+                Ok(encode_responses(responses))
+            }
+        })
+    }
+
+    /// A stream of protobuf requests in, a stream of responses out, on hivemind's wire.
+    pub fn proto_stream_stream<Req, Resp, E, F, Fut>(f: F) -> Handler
+    where
+        Req: ProtoMessage,
+        Resp: ProtoMessage,
+        E: fmt::Display + Send + 'static,
+        F: Fn(RequestStream<Req>, RpcContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ResponseStream<Resp>, E>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        Handler::proto_stream(RpcKind::StreamStream, move |requests, ctx| {
+            let f = f.clone();
+            async move {
+                let responses = f(decode_requests(requests), ctx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(encode_responses(responses))
+            }
+        })
+    }
+
+    fn proto_stream<F, Fut>(kind: RpcKind, f: F) -> Handler
+    where
+        F: Fn(RequestStream<Bytes>, RpcContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ResponseStream<Vec<u8>>, String>> + Send + 'static,
+    {
+        Handler {
+            kind,
+            serve: Serve::ProtoStream(Arc::new(move |requests, ctx| Box::pin(f(requests, ctx)))),
         }
     }
 
@@ -164,9 +303,47 @@ impl Handler {
         self.kind
     }
 
-    pub(crate) fn serve(&self, call: ServerCall) -> BoxFuture<'static, CallOutcome> {
-        (self.serve)(call)
+    /// Whether this handler speaks hivemind's wire (made by a `proto_*` constructor).
+    pub fn is_proto(&self) -> bool {
+        !matches!(self.serve, Serve::Native(_))
     }
+
+    pub(crate) fn serve_kind(&self) -> &Serve {
+        &self.serve
+    }
+
+    /// Serves a native call; `None` for a hivemind-wire handler.
+    pub(crate) fn serve(&self, call: ServerCall) -> Option<BoxFuture<'static, CallOutcome>> {
+        match &self.serve {
+            Serve::Native(serve) => Some(serve(call)),
+            _ => None,
+        }
+    }
+}
+
+fn decode_requests<Req: ProtoMessage>(requests: RequestStream<Bytes>) -> RequestStream<Req> {
+    RequestStream::new(requests.map(|item| {
+        item.and_then(|bytes| {
+            Req::decode(bytes)
+                .map_err(|e| RpcError::Malformed(format!("cannot decode request: {e}")))
+        })
+    }))
+}
+
+async fn first_request<Req: ProtoMessage>(
+    mut requests: RequestStream<Bytes>,
+) -> Result<Req, String> {
+    match requests.next().await {
+        Some(Ok(bytes)) => Req::decode(bytes).map_err(|e| format!("cannot decode request: {e}")),
+        Some(Err(err)) => Err(err.to_string()),
+        None => Err("the caller sent no request".into()),
+    }
+}
+
+fn encode_responses<Resp: ProtoMessage>(
+    responses: ResponseStream<Resp>,
+) -> ResponseStream<Vec<u8>> {
+    ResponseStream::new(responses.map(|item| item.map(|m| m.encode_to_vec())))
 }
 
 /// A registered handler with what it was registered with.
@@ -180,6 +357,9 @@ pub(crate) struct Entry {
 #[derive(Default)]
 pub(crate) struct Registry {
     entries: RwLock<HashMap<String, Arc<Entry>>>,
+    /// The libp2p protocols of the hivemind-wire handlers (`PREFIX ++ name`, see
+    /// [`crate::hivemind::muxer`]), rebuilt on every change: connections ask for it on every poll.
+    proto_protocols: RwLock<Arc<Vec<libp2p::StreamProtocol>>>,
 }
 
 impl Registry {
@@ -212,7 +392,35 @@ impl Registry {
             };
             entries.insert(name, Arc::new(entry));
         }
+        self.rebuild_protocols(&entries);
         Ok(())
+    }
+
+    /// The protocols of the hivemind-wire handlers, for a connection's `listen_protocol`.
+    pub(crate) fn proto_protocols(&self) -> Arc<Vec<libp2p::StreamProtocol>> {
+        self.proto_protocols
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn rebuild_protocols(&self, entries: &HashMap<String, Arc<Entry>>) {
+        let protocols = entries
+            .values()
+            .filter(|entry| entry.handler.is_proto())
+            .filter_map(|entry| {
+                libp2p::StreamProtocol::try_from_owned(format!(
+                    "{}{}",
+                    crate::hivemind::muxer::PREFIX,
+                    entry.name
+                ))
+                .ok()
+            })
+            .collect();
+        *self
+            .proto_protocols
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(protocols);
     }
 
     /// Removes every named handler that exists; reports the first name that did not.
@@ -224,6 +432,7 @@ impl Registry {
                 missing = Some(name.clone());
             }
         }
+        self.rebuild_protocols(&entries);
         match missing {
             Some(name) => Err(RpcError::UnknownHandler { name }),
             None => Ok(()),

@@ -13,6 +13,10 @@
 //! `kind | u32 length | payload` (see the `frame` module): a call header, messages, and an end or an
 //! error frame. Streams of finished calls are kept and reused, so a call costs one round trip and
 //! no protocol negotiation.
+//!
+//! [`WireMode::Hivemind`] adds hivemind 1.1.12's wire (see [`hivemind`]): protocol names without a
+//! leading `/`, protobuf messages, handlers made with `Handler::proto_*` and called with
+//! `StubBase::proto_*`.
 
 #![warn(missing_docs)]
 
@@ -23,6 +27,7 @@ mod context;
 mod error;
 pub mod frame;
 mod handler;
+pub mod hivemind;
 mod identity;
 mod limits;
 mod p2p;
@@ -32,10 +37,10 @@ mod stream;
 mod stub;
 mod swarm;
 
-pub use config::{DEFAULT_MAX_MESSAGE_SIZE, P2PConfig};
+pub use config::{DEFAULT_MAX_MESSAGE_SIZE, P2PConfig, WireMode};
 pub use context::RpcContext;
 pub use error::RpcError;
-pub use handler::{Handler, Interceptor, Message, RpcKind, handle_name};
+pub use handler::{Handler, Interceptor, Message, ProtoMessage, RpcKind, handle_name};
 pub use identity::load_or_create_identity;
 pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::{Multiaddr, PeerId, Stream};

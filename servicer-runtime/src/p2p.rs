@@ -259,6 +259,13 @@ impl P2P {
         if self.is_shut_down() {
             return Err(RpcError::Shutdown);
         }
+        if self.inner.shared.config.wire_mode != crate::WireMode::Hivemind
+            && let Some((name, _)) = handlers.iter().find(|(_, h)| h.is_proto())
+        {
+            return Err(RpcError::Unsupported(format!(
+                "`{name}` is a hivemind-wire handler; the node needs WireMode::Hivemind"
+            )));
+        }
         self.inner.shared.registry.add(handlers, interceptor)
     }
 
@@ -333,7 +340,7 @@ impl P2P {
 
     /// A newly negotiated stream to `peer`.
     pub(crate) async fn open_stream(&self, peer: PeerId) -> Result<PooledStream, RpcError> {
-        let (stream, connection) = self.open_raw(peer).await?;
+        let (stream, connection) = self.open_raw(peer, crate::behaviour::PROTOCOL).await?;
         Ok(PooledStream {
             io: server::framed(stream, self.inner.shared.config.max_message_size),
             connection,
@@ -343,15 +350,45 @@ impl P2P {
     /// Opens a stream of the RPC protocol to `peer` with nothing sent on it: for tools and tests
     /// that write [frames](crate::frame) by hand. Calls go through stubs instead.
     pub async fn open_raw_stream(&self, peer: PeerId) -> Result<Stream, RpcError> {
-        Ok(self.open_raw(peer).await?.0)
+        Ok(self.open_raw(peer, crate::behaviour::PROTOCOL).await?.0)
     }
 
-    async fn open_raw(&self, peer: PeerId) -> Result<(Stream, ConnectionId), RpcError> {
+    /// Opens a stream to `peer` for the hivemind handler `name` (e.g. `DHTProtocol.rpc_ping`):
+    /// on the wire its protocol is `name` itself. Needs [`WireMode::Hivemind`](crate::WireMode).
+    pub async fn open_hivemind_stream(&self, peer: PeerId, name: &str) -> Result<Stream, RpcError> {
+        if self.inner.shared.config.wire_mode != crate::WireMode::Hivemind {
+            return Err(RpcError::Unsupported(format!(
+                "calling `{name}` on hivemind's wire needs WireMode::Hivemind"
+            )));
+        }
+        if name.is_empty() || name.contains('\n') {
+            return Err(RpcError::Malformed(format!(
+                "invalid handler name {name:?}"
+            )));
+        }
+        let protocol = libp2p::StreamProtocol::try_from_owned(format!(
+            "{}{name}",
+            crate::hivemind::muxer::PREFIX
+        ))
+        .map_err(|e| RpcError::Malformed(format!("invalid handler name {name:?}: {e}")))?;
+        Ok(self.open_raw(peer, protocol).await?.0)
+    }
+
+    async fn open_raw(
+        &self,
+        peer: PeerId,
+        protocol: libp2p::StreamProtocol,
+    ) -> Result<(Stream, ConnectionId), RpcError> {
         if self.is_shut_down() {
             return Err(RpcError::Shutdown);
         }
         let (reply, rx) = oneshot::channel();
-        self.command(Command::OpenStream { peer, reply }).await?;
+        self.command(Command::OpenStream {
+            peer,
+            protocol,
+            reply,
+        })
+        .await?;
         let (stream, connection) = rx.await.map_err(|_| {
             if self.is_shut_down() {
                 RpcError::Shutdown

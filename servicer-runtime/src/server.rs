@@ -93,6 +93,14 @@ pub(crate) async fn serve_stream(stream: libp2p::Stream, remote: PeerId, shared:
             };
             return reject(io, err).await;
         }
+        if entry.handler.is_proto() {
+            let err = RpcError::KindMismatch {
+                name: header.name,
+                expected: format!("{} on the native wire", header.kind),
+                actual: format!("{} on hivemind's wire", entry.handler.kind()),
+            };
+            return reject(io, err).await;
+        }
         let Some(permits) = shared.limits.try_acquire_inbound(remote) else {
             let reason = "too many concurrent calls; retry later".to_string();
             return reject(io, RpcError::Busy { reason }).await;
@@ -104,14 +112,15 @@ pub(crate) async fn serve_stream(stream: libp2p::Stream, remote: PeerId, shared:
             return reject(io, RpcError::Refused { message }).await;
         }
         let started = Instant::now();
-        let outcome = entry
-            .handler
-            .serve(ServerCall {
-                io,
-                ctx: ctx.clone(),
-                settings,
-            })
-            .await;
+        let Some(serving) = entry.handler.serve(ServerCall {
+            io,
+            ctx: ctx.clone(),
+            settings,
+        }) else {
+            // Checked above: only native handlers get here.
+            return;
+        };
+        let outcome = serving.await;
         drop(permits);
         if let Some(interceptor) = &entry.interceptor {
             interceptor.after(&ctx, outcome.ok, started.elapsed());

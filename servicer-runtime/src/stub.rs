@@ -10,7 +10,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::frame::{CallHeader, Frame, FrameKind, Out, WireError};
 use crate::pool::PooledStream;
 use crate::server::Io;
-use crate::{Message, P2P, ResponseStream, RpcError, RpcKind, codec};
+use crate::{Message, P2P, ProtoMessage, ResponseStream, RpcError, RpcKind, codec, hivemind};
 use futures::stream::{SplitSink, SplitStream};
 use libp2p::swarm::ConnectionId;
 
@@ -270,6 +270,97 @@ impl StubBase {
             _permit: lease._permit,
         };
         Ok(self.responses(call))
+    }
+
+    fn handle(&self, method: &str) -> String {
+        format!("{}{method}", self.prefix)
+    }
+
+    /// Calls a unary handler on hivemind's wire (the node needs
+    /// [`WireMode::Hivemind`](crate::WireMode)): one stream per call carrying a
+    /// `PersistentConnectionRequest` each way; a Python handler's exception arrives as
+    /// [`RpcError::Remote`] with its `repr`.
+    pub async fn proto_unary<Req: ProtoMessage, Resp: ProtoMessage>(
+        &self,
+        method: &'static str,
+        request: Req,
+    ) -> Result<Resp, RpcError> {
+        let name = self.handle(method);
+        let bytes = hivemind::client::unary(
+            &self.p2p,
+            self.peer,
+            &name,
+            request.encode_to_vec(),
+            self.deadline(),
+        )
+        .await?;
+        Resp::decode(bytes.as_slice())
+            .map_err(|e| RpcError::Malformed(format!("cannot decode the response: {e}")))
+    }
+
+    /// Calls a stream-unary handler on hivemind's wire with every item of `requests`.
+    pub async fn proto_stream_unary<Req, Resp, S>(
+        &self,
+        method: &'static str,
+        requests: S,
+    ) -> Result<Resp, RpcError>
+    where
+        Req: ProtoMessage,
+        Resp: ProtoMessage,
+        S: Stream<Item = Req> + Send + 'static,
+    {
+        let mut responses = self
+            .proto_stream_stream::<Req, Resp, S>(method, requests)
+            .await?;
+        match responses.next().await {
+            Some(result) => result,
+            None => Err(RpcError::ConnectionClosed(
+                "the stream ended without a response".into(),
+            )),
+        }
+    }
+
+    /// Calls a unary-stream handler on hivemind's wire.
+    pub async fn proto_unary_stream<Req: ProtoMessage, Resp: ProtoMessage>(
+        &self,
+        method: &'static str,
+        request: Req,
+    ) -> Result<ResponseStream<Resp>, RpcError> {
+        self.proto_stream_stream(method, futures::stream::iter([request]))
+            .await
+    }
+
+    /// Calls a stream-stream handler on hivemind's wire: `requests` go out from a task (then
+    /// `END_OF_STREAM`) while the returned stream yields the responses; dropping it closes the
+    /// stream, which cancels the remote handler.
+    pub async fn proto_stream_stream<Req, Resp, S>(
+        &self,
+        method: &'static str,
+        requests: S,
+    ) -> Result<ResponseStream<Resp>, RpcError>
+    where
+        Req: ProtoMessage,
+        Resp: ProtoMessage,
+        S: Stream<Item = Req> + Send + 'static,
+    {
+        let name = self.handle(method);
+        let requests = requests.map(|r| r.encode_to_vec()).boxed();
+        let idle = self.p2p.shared().config.stream_idle_deadline;
+        let responses = hivemind::client::streaming(
+            &self.p2p,
+            self.peer,
+            &name,
+            requests,
+            self.deadline(),
+            idle,
+        )
+        .await?;
+        Ok(ResponseStream::new(responses.map(|item| {
+            item.and_then(|bytes| {
+                Resp::decode(bytes)
+                    .map_err(|e| RpcError::Malformed(format!("cannot decode a response: {e}")))
+            })
+        })))
     }
 
     /// Puts a stream that finished a call cleanly back in the pool.

@@ -12,9 +12,10 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, Transport, identify, noise, ping, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::RpcError;
 use crate::behaviour::{RpcBehaviour, StreamReply};
+use crate::hivemind::muxer::TranslatingMuxer;
 use crate::p2p::Shared;
+use crate::{RpcError, WireMode};
 
 /// How often idle pooled streams are swept.
 const SWEEP_PERIOD: Duration = Duration::from_secs(5);
@@ -31,6 +32,7 @@ pub(crate) struct Behaviour {
 pub(crate) enum Command {
     OpenStream {
         peer: PeerId,
+        protocol: libp2p::StreamProtocol,
         reply: StreamReply,
     },
     Connect {
@@ -54,7 +56,35 @@ pub(crate) enum Command {
 }
 
 pub(crate) fn build(keypair: Keypair, shared: Arc<Shared>) -> Result<Swarm<Behaviour>, RpcError> {
-    let setup = |what: &str, e: &dyn std::fmt::Display| RpcError::Setup(format!("{what}: {e}"));
+    match shared.config.wire_mode {
+        WireMode::Native => build_native(keypair, shared),
+        WireMode::Hivemind => build_hivemind(keypair, shared),
+    }
+}
+
+fn setup(what: &str, e: &dyn std::fmt::Display) -> RpcError {
+    RpcError::Setup(format!("{what}: {e}"))
+}
+
+fn behaviour(key: &Keypair, shared: &Arc<Shared>) -> Behaviour {
+    Behaviour {
+        rpc: RpcBehaviour::new(shared.clone()),
+        identify: identify::Behaviour::new(identify::Config::new(
+            "/servicer/1.0.0".into(),
+            key.public(),
+        )),
+        ping: ping::Behaviour::default(),
+    }
+}
+
+fn swarm_config(c: libp2p::swarm::Config, idle: Duration) -> libp2p::swarm::Config {
+    // V1Lazy sends the protocol proposal together with the first frame, so opening a
+    // stream costs no extra round trip (every behaviour here proposes one protocol).
+    c.with_idle_connection_timeout(idle)
+        .with_substream_upgrade_protocol_override(Version::V1Lazy)
+}
+
+fn build_native(keypair: Keypair, shared: Arc<Shared>) -> Result<Swarm<Behaviour>, RpcError> {
     let idle = shared.config.idle_connection_timeout;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -75,21 +105,53 @@ pub(crate) fn build(keypair: Keypair, shared: Arc<Shared>) -> Result<Swarm<Behav
             )
         })
         .map_err(|e| setup("memory transport", &e))?
-        .with_behaviour(|key| Behaviour {
-            rpc: RpcBehaviour::new(shared.clone()),
-            identify: identify::Behaviour::new(identify::Config::new(
-                "/servicer/1.0.0".into(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::default(),
-        })
+        .with_behaviour(|key| behaviour(key, &shared))
         .map_err(|e| setup("behaviour", &e))?
-        .with_swarm_config(|c| {
-            // V1Lazy sends the protocol proposal together with the first frame, so opening a
-            // stream costs no extra round trip (every behaviour here proposes one protocol).
-            c.with_idle_connection_timeout(idle)
-                .with_substream_upgrade_protocol_override(Version::V1Lazy)
+        .with_swarm_config(|c| swarm_config(c, idle))
+        .build();
+    Ok(swarm)
+}
+
+/// The same stack as [`build_native`] (TCP, QUIC, memory; noise; yamux) with every connection's
+/// muxer wrapped in a [`TranslatingMuxer`], which is how hivemind's protocol names without a
+/// leading `/` get through rust-libp2p's negotiation (see [`crate::hivemind::muxer`]).
+fn build_hivemind(keypair: Keypair, shared: Arc<Shared>) -> Result<Swarm<Behaviour>, RpcError> {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let idle = shared.config.idle_connection_timeout;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            Ok::<_, BoxError>(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .upgrade(Version::V1)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .map(|(peer, muxer), _| (peer, TranslatingMuxer::new(muxer))),
+            )
         })
+        .map_err(|e| setup("TCP transport", &e))?
+        .with_other_transport(|key| {
+            Ok::<_, BoxError>(
+                libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
+                    .map(|(peer, muxer), _| (peer, TranslatingMuxer::new(muxer))),
+            )
+        })
+        .map_err(|e| setup("QUIC transport", &e))?
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            Ok::<_, BoxError>(
+                MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .map(|(peer, muxer), _| (peer, TranslatingMuxer::new(muxer))),
+            )
+        })
+        .map_err(|e| setup("memory transport", &e))?
+        .with_behaviour(|key| behaviour(key, &shared))
+        .map_err(|e| setup("behaviour", &e))?
+        .with_swarm_config(|c| swarm_config(c, idle))
         .build();
     Ok(swarm)
 }
@@ -165,8 +227,8 @@ pub(crate) async fn run(
                     shutdown_reply = Some(reply);
                     break;
                 }
-                Some(Command::OpenStream { peer, reply }) => {
-                    swarm.behaviour_mut().rpc.open_stream(peer, reply);
+                Some(Command::OpenStream { peer, protocol, reply }) => {
+                    swarm.behaviour_mut().rpc.open_stream(peer, protocol, reply);
                 }
                 Some(Command::Connect { peer, addr, reply }) => {
                     swarm.behaviour_mut().rpc.add_addresses(peer, [addr.clone()]);

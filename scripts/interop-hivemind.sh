@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Live interop with a real hivemind 1.1.12 on loopback (issue 8):
+#   - a Rust stub (examples/hivemind_interop.rs, WireMode::Hivemind) calls a Python hivemind
+#     servicer: unary, a handler error, an unknown handler, unary-stream, stream-stream;
+#   - a Python hivemind stub calls the Rust servicer: the same, plus an unknown handler.
+#
+# Usage: bash scripts/interop-hivemind.sh
+# Env:   HIVEMIND_VENV        venv to use or create (default: .venv-hivemind in the repo)
+#        HIVEMIND_CONSTRAINTS optional pip constraints file for the install
+# Creating the venv runs `pip install hivemind==1.1.12`, which pulls torch (about 5.6 GB,
+# a few minutes). Not part of `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${HIVEMIND_VENV:-$PWD/.venv-hivemind}"
+if ! "$VENV/bin/python" -c 'import hivemind, sys; sys.exit(hivemind.__version__ != "1.1.12")' 2>/dev/null; then
+    echo "== creating $VENV with hivemind 1.1.12"
+    python3 -m venv "$VENV"
+    if [ -n "${HIVEMIND_CONSTRAINTS:-}" ]; then
+        "$VENV/bin/pip" install hivemind==1.1.12 -c "$HIVEMIND_CONSTRAINTS"
+    else
+        "$VENV/bin/pip" install hivemind==1.1.12
+    fi
+fi
+echo "== building the Rust side"
+cargo build --example hivemind_interop
+BIN="$(cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/examples/hivemind_interop"
+echo "== running"
+PYTHONWARNINGS=ignore "$VENV/bin/python" scripts/interop_hivemind.py "$BIN"

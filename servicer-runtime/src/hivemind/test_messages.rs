@@ -1,0 +1,27 @@
+//! Test-only messages with the field numbers of hivemind's `NodeInfo`, `PingRequest` and
+//! `PingResponse` (`dht.proto`, without the `auth` fields), so the codec tests can use realistic
+//! payloads without the runtime knowing the DHT.
+
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub(crate) struct NodeInfo {
+    #[prost(bytes = "vec", tag = "1")]
+    pub node_id: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub(crate) struct PingRequest {
+    #[prost(message, optional, tag = "2")]
+    pub peer: Option<NodeInfo>,
+    #[prost(bool, tag = "3")]
+    pub validate: bool,
+}
+
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub(crate) struct PingResponse {
+    #[prost(message, optional, tag = "2")]
+    pub peer: Option<NodeInfo>,
+    #[prost(double, tag = "4")]
+    pub dht_time: f64,
+    #[prost(bool, tag = "5")]
+    pub available: bool,
+}
