@@ -425,6 +425,43 @@ mod tests {
         (a.compat(), b.compat())
     }
 
+    /// Hands out at most `max` bytes per read and per write, so that the translator sees every
+    /// negotiation message cut into pieces.
+    struct Trickle<S> {
+        inner: S,
+        max: usize,
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Trickle<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.max);
+            Pin::new(&mut self.inner).poll_read(cx, &mut buf[..n])
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> AsyncWrite for Trickle<S> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.max);
+            Pin::new(&mut self.inner).poll_write(cx, &buf[..n])
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_close(cx)
+        }
+    }
+
     fn lines(ls: &[&str]) -> Vec<u8> {
         ls.iter().flat_map(|l| encode(l)).collect()
     }
@@ -548,13 +585,20 @@ mod tests {
         assert_eq!(l.expect("listener"), ("/ipfs/ping/1.0.0", b"ping".to_vec()));
     }
 
-    /// Both ends ours: rust dialer and listener, each through the wrapper, with a hivemind name.
+    /// Both ends ours: rust dialer and listener, each through the wrapper, with a hivemind name;
+    /// with reads and writes cut to 1, 2, 3, 7 and 4096 bytes, so messages arrive in every split.
     #[tokio::test]
     async fn wrapped_to_wrapped() {
+        for max in [1, 2, 3, 7, 4096] {
+            wrapped_to_wrapped_cut(max).await;
+        }
+    }
+
+    async fn wrapped_to_wrapped_cut(max: usize) {
         let (a, b) = pipe();
         let (d, l) = (
-            Translated::new(a, Role::Dialer),
-            Translated::new(b, Role::Listener),
+            Translated::new(Trickle { inner: a, max }, Role::Dialer),
+            Translated::new(Trickle { inner: b, max }, Role::Listener),
         );
         let name = format!("{PREFIX}ns::Calc.rpc_square");
         let dialer = async {
@@ -573,5 +617,37 @@ mod tests {
         let (d, l) = tokio::join!(dialer, listener);
         assert_eq!(d.expect("dialer"), b"144");
         assert_eq!(l.expect("listener"), (name.clone(), b"12".to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use futures::{AsyncReadExt, AsyncWriteExt};
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Arbitrary bytes from the remote, in either role, never panic the translator, on the
+        /// way in or (echoed back by the layer above) on the way out.
+        #[test]
+        fn arbitrary_remote_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                                  listener in proptest::prelude::any::<bool>()) {
+            let role = if listener { Role::Listener } else { Role::Dialer };
+            let mut stream = Translated::new(futures::io::Cursor::new(data), role);
+            let mut out = Vec::new();
+            futures::executor::block_on(async {
+                // A listener waiting for an answer would wait forever: poll it once at most.
+                futures::future::select(
+                    Box::pin(stream.read_to_end(&mut out)),
+                    Box::pin(futures::future::ready(())),
+                )
+                .await;
+            });
+            // And writes of arbitrary bytes go somewhere without panicking.
+            let mut sink = Translated::new(futures::io::Cursor::new(Vec::new()), role);
+            let _ = futures::executor::block_on(sink.write_all(&out));
+            let _ = futures::executor::block_on(sink.close());
+        }
     }
 }
