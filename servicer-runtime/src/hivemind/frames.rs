@@ -231,17 +231,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         filled += n;
     }
     let (marker, len) = parse_header(&header, limit)?;
-    // The buffer grows as bytes arrive: an announced length is no allocation by itself.
-    let mut payload = Vec::with_capacity(len.min(64 * 1024));
-    (&mut *io)
-        .take(len as u64)
-        .read_to_end(&mut payload)
-        .await?;
-    if payload.len() < len {
-        return Err(HivemindWireError::Truncated {
-            buffered: HEADER_LEN + payload.len(),
-        });
-    }
+    let payload = super::read_payload(io, len, HEADER_LEN).await?;
     frame_from(marker, Bytes::from(payload)).map(Some)
 }
 

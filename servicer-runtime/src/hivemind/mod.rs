@@ -44,3 +44,24 @@ pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 /// The protobuf runtime the message types of this module derive from, for users who write their
 /// own hivemind messages.
 pub use prost;
+
+/// Reads the `len` bytes of a message whose `header_len` header bytes were read already.
+async fn read_payload<R: futures::AsyncRead + Unpin>(
+    io: &mut R,
+    len: usize,
+    header_len: usize,
+) -> Result<Vec<u8>, HivemindWireError> {
+    use futures::AsyncReadExt;
+    // The buffer grows as bytes arrive: an announced length is no allocation by itself.
+    let mut payload = Vec::with_capacity(len.min(64 * 1024));
+    (&mut *io)
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .await?;
+    if payload.len() < len {
+        return Err(HivemindWireError::Truncated {
+            buffered: header_len + payload.len(),
+        });
+    }
+    Ok(payload)
+}

@@ -111,6 +111,7 @@ fn parse_line(body: &[u8]) -> Result<Message, HivemindWireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hivemind::test_messages::hex;
     fn msg(line: &str) -> Vec<u8> {
         let mut out = Vec::new();
         assert!(encode_message(line, &mut out).is_ok(), "{line:?}");
@@ -124,17 +125,6 @@ mod tests {
     const HEADER_HEX: &str = "13 2f6d756c746973747265616d2f312e302e300a";
     const PING_HEX: &str = "15 44485450726f746f636f6c2e7270635f70696e670a";
     const NA_HEX: &str = "03 6e610a";
-
-    fn hex(s: &str) -> Vec<u8> {
-        let digits: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
-        digits
-            .chunks(2)
-            .map(|pair| {
-                let text = std::str::from_utf8(pair).unwrap_or("00");
-                u8::from_str_radix(text, 16).unwrap_or(0)
-            })
-            .collect()
-    }
 
     #[test]
     fn messages_match_the_reference_bytes() {

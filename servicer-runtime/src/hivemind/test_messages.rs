@@ -25,3 +25,16 @@ pub(crate) struct PingResponse {
     #[prost(bool, tag = "5")]
     pub available: bool,
 }
+
+/// Bytes from hex digits, ignoring spaces and newlines, so reference bytes can be laid out as
+/// their fields are.
+pub(crate) fn hex(s: &str) -> Vec<u8> {
+    let digits: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).unwrap_or("00");
+            u8::from_str_radix(text, 16).unwrap_or(0)
+        })
+        .collect()
+}

@@ -332,17 +332,7 @@ pub async fn read_envelope<R: AsyncRead + Unpin>(
             break checked_len(len, limit)?;
         }
     };
-    // The buffer grows as bytes arrive: an announced length is no allocation by itself.
-    let mut payload = Vec::with_capacity(len.min(64 * 1024));
-    (&mut *io)
-        .take(len as u64)
-        .read_to_end(&mut payload)
-        .await?;
-    if payload.len() < len {
-        return Err(HivemindWireError::Truncated {
-            buffered: prefix.len() + payload.len(),
-        });
-    }
+    let payload = super::read_payload(io, len, prefix.len()).await?;
     Ok(PersistentConnectionRequest::decode(payload.as_slice())?)
 }
 
@@ -362,20 +352,8 @@ pub async fn write_envelope<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hivemind::test_messages::{NodeInfo, PingRequest};
+    use crate::hivemind::test_messages::{NodeInfo, PingRequest, hex};
     use tokio_util::codec::{Decoder, Encoder};
-
-    /// hex without spaces or newlines.
-    fn hex(s: &str) -> Vec<u8> {
-        let digits: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
-        digits
-            .chunks(2)
-            .map(|pair| {
-                let text = std::str::from_utf8(pair).unwrap_or("00");
-                u8::from_str_radix(text, 16).unwrap_or(0)
-            })
-            .collect()
-    }
 
     const ZERO_ID: CallId = CallId([0; 16]);
 
