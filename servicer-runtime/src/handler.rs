@@ -408,14 +408,7 @@ impl Registry {
         let protocols = entries
             .values()
             .filter(|entry| entry.handler.is_proto())
-            .filter_map(|entry| {
-                libp2p::StreamProtocol::try_from_owned(format!(
-                    "{}{}",
-                    crate::hivemind::muxer::PREFIX,
-                    entry.name
-                ))
-                .ok()
-            })
+            .filter_map(|entry| crate::hivemind::muxer::protocol(&entry.name).ok())
             .collect();
         *self
             .proto_protocols

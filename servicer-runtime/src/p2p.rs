@@ -366,11 +366,8 @@ impl P2P {
                 "invalid handler name {name:?}"
             )));
         }
-        let protocol = libp2p::StreamProtocol::try_from_owned(format!(
-            "{}{name}",
-            crate::hivemind::muxer::PREFIX
-        ))
-        .map_err(|e| RpcError::Malformed(format!("invalid handler name {name:?}: {e}")))?;
+        let protocol = crate::hivemind::muxer::protocol(name)
+            .map_err(|e| RpcError::Malformed(format!("invalid handler name {name:?}: {e}")))?;
         Ok(self.open_raw(peer, protocol).await?.0)
     }
 

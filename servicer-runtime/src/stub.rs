@@ -84,9 +84,14 @@ impl StubBase {
         &self.p2p
     }
 
+    /// The handle name of `method`: `Class.rpc_x` or `NS::Class.rpc_x`.
+    fn handle(&self, method: &str) -> String {
+        format!("{}{method}", self.prefix)
+    }
+
     fn header(&self, method: &str, kind: RpcKind) -> CallHeader {
         CallHeader {
-            name: format!("{}{method}", self.prefix),
+            name: self.handle(method),
             kind,
         }
     }
@@ -270,10 +275,6 @@ impl StubBase {
             _permit: lease._permit,
         };
         Ok(self.responses(call))
-    }
-
-    fn handle(&self, method: &str) -> String {
-        format!("{}{method}", self.prefix)
     }
 
     /// Calls a unary handler on hivemind's wire (the node needs

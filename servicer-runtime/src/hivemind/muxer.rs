@@ -48,6 +48,13 @@ use super::varint;
 /// What the runtime puts in front of a hivemind name to make it a valid rust-libp2p protocol.
 pub const PREFIX: &str = "/servicer/hivemind/";
 
+/// The rust-libp2p protocol that stands for the hivemind handler `name` inside this node.
+pub(crate) fn protocol(
+    name: &str,
+) -> Result<libp2p::StreamProtocol, libp2p::swarm::InvalidProtocol> {
+    libp2p::StreamProtocol::try_from_owned(format!("{PREFIX}{name}"))
+}
+
 /// The largest negotiation message the translator parses; anything longer is passed through to
 /// rust's multistream-select, which rejects it.
 const MAX_PARSED: usize = 64 * 1024;
