@@ -43,6 +43,9 @@ PEER_B = PeerID.from_base58("12D3KooWRQGGJBEJ4FJTbhNMMKUDwjVYBMCkeP6PKYqkbydRSTv
 NODE_A = DHTID.generate(source="node-a")
 NODE_B = DHTID.generate(source="node-b")
 EXPIRATION = 1764000000.25
+# Entries of a DictionaryDHTValue that expired are dropped when it is packed: EXPIRATION has
+# passed, so the "dict" value above packs empty. FAR_FUTURE (2100-01-01) keeps entries alive.
+FAR_FUTURE = 4102444800.5
 
 
 class Capture:
@@ -115,6 +118,23 @@ async def main():
     find_response = dht_pb2.FindResponse(results=[found, missing, dict_result],
                                          peer=dht_pb2.NodeInfo(node_id=NODE_B.to_bytes()))
     client_ping = dht_pb2.PingRequest()  # client mode: no node info at all
+    # A whole dictionary with live entries (a str and a tuple subkey), as replication sends it.
+    live = DictionaryDHTValue()
+    live.store("subkey", ser.dumps("subvalue"), FAR_FUTURE)
+    live.store(("tuple", 1), ser.dumps(b"bytes"), FAR_FUTURE - 1)
+    store_dictionary = dht_pb2.StoreRequest(
+        keys=[DHTID.generate(source="dict").to_bytes()],
+        subkeys=[DHTProtocol.IS_DICTIONARY],
+        values=[ser.dumps(live)],
+        expiration_time=[live.latest_expiration_time],
+        in_cache=[False],
+        peer=dht_pb2.NodeInfo(node_id=NODE_A.to_bytes()),
+    )
+    find_dictionary = dht_pb2.FindResponse(
+        results=[dht_pb2.FindResult(type=dht_pb2.FOUND_DICTIONARY, value=ser.dumps(live),
+                                    expiration_time=live.latest_expiration_time)],
+        peer=dht_pb2.NodeInfo(node_id=NODE_B.to_bytes()),
+    )
 
     for name, message in [
         ("dht.ping_request", ping_request),
@@ -124,6 +144,8 @@ async def main():
         ("dht.store_response", store_response),
         ("dht.find_request", find_request),
         ("dht.find_response", find_response),
+        ("dht.store_request_dictionary", store_dictionary),
+        ("dht.find_response_dictionary", find_dictionary),
     ]:
         emit(name, message.SerializeToString())
 

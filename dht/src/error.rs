@@ -12,6 +12,10 @@ pub enum DhtError {
     /// Bytes that do not decode as the expected type.
     #[error("cannot decode value: {0}")]
     Decode(String),
+    /// A peer's request or response that breaks the protocol (misaligned lists, a DHT id that is
+    /// not 20 bytes, an undecodable dictionary).
+    #[error("malformed DHT message: {0}")]
+    Malformed(String),
     /// A value larger than the limit.
     #[error("value of {size} bytes exceeds the limit of {limit} bytes")]
     ValueTooLarge {

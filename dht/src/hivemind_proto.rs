@@ -4,7 +4,7 @@
 //! ([`servicer_runtime::WireMode::Hivemind`]). `tests/hivemind_vectors.rs` checks them byte for
 //! byte against vectors captured from hivemind itself.
 //!
-//! The DHT does not run on hivemind's wire yet; these are the messages it will use.
+//! [`crate::hivemind_wire`] translates them to and from the native messages.
 
 use servicer_runtime::hivemind::proto::{RequestAuthInfo, ResponseAuthInfo};
 

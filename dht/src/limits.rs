@@ -99,6 +99,10 @@ pub enum Rejection {
     /// Remote peers hold [`Limits::max_records`] records on this node already.
     #[error("the node stores as many records as it accepts")]
     StorageFull,
+    /// The node refused without a reason: hivemind's wire answers a bare `false` (an outdated or
+    /// invalid record, as far as hivemind's rules go).
+    #[error("the node refused the record")]
+    Refused,
 }
 
 /// One record: a key and its subkey (msgpack bytes, or the regular-value marker).

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use servicer_macros::servicer;
-use servicer_runtime::{Multiaddr, P2P, PeerId, RpcContext};
+use servicer_runtime::{Multiaddr, P2P, PeerId, RpcContext, WireMode};
 use tokio::sync::Semaphore;
 
+use crate::hivemind_wire::{HivemindDhtProtocol, Remote};
 use crate::limits::{Limits, RecordId, Rejection, Writers};
 use crate::routing::RoutingTable;
 use crate::storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue};
@@ -550,7 +551,11 @@ impl DhtProtocol {
             }),
         };
         if !protocol.inner.config.client_mode {
-            Arc::new(protocol.clone()).add_p2p_handlers(p2p, None)?;
+            if p2p.config().wire_mode() == WireMode::Hivemind {
+                Arc::new(HivemindDhtProtocol::new(protocol.clone())).add_p2p_handlers(p2p, None)?;
+            } else {
+                Arc::new(protocol.clone()).add_p2p_handlers(p2p, None)?;
+            }
         }
         Ok(protocol)
     }
@@ -568,7 +573,12 @@ impl DhtProtocol {
     /// Stops serving the handlers (a no-op in client mode).
     pub fn shutdown(&self) -> Result<(), DhtError> {
         if !self.inner.config.client_mode {
-            DhtProtocol::remove_p2p_handlers(&self.inner.p2p, None)?;
+            let p2p = &self.inner.p2p;
+            if p2p.config().wire_mode() == WireMode::Hivemind {
+                HivemindDhtProtocol::remove_p2p_handlers(p2p, None)?;
+            } else {
+                DhtProtocol::remove_p2p_handlers(p2p, None)?;
+            }
         }
         Ok(())
     }
@@ -807,8 +817,8 @@ impl DhtProtocol {
             .collect()
     }
 
-    fn stub(&self, peer: PeerId) -> DhtProtocolStub {
-        DhtProtocol::get_stub(&self.inner.p2p, peer).with_deadline(self.inner.config.wait_timeout)
+    fn stub(&self, peer: PeerId) -> Remote {
+        Remote::new(&self.inner.p2p, peer).with_deadline(self.inner.config.wait_timeout)
     }
 
     async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {

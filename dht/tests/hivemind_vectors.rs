@@ -117,3 +117,14 @@ fn find_messages() {
     // A DictionaryDHTValue is msgpack ext type 0x50.
     assert_eq!(&response.results[2].value[..3], &[0xc7, 0x14, 0x50]);
 }
+
+/// A dictionary with live entries, whole (as replication stores it) and as a find result; the
+/// DHT's own translation of its contents is tested in `dht::hivemind_wire`.
+#[test]
+fn dictionary_messages() {
+    let request: StoreRequest = round_trip("dht.store_request_dictionary");
+    assert_eq!(request.subkeys, [Vec::<u8>::new()]);
+    let response: FindResponse = round_trip("dht.find_response_dictionary");
+    assert_eq!(response.results[0].r#type(), ResultType::FoundDictionary);
+    assert_eq!(response.results[0].value, request.values[0]);
+}

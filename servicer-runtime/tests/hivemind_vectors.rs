@@ -58,10 +58,12 @@ fn every_vector_is_covered() {
         [
             "dht.find_request",
             "dht.find_response",
+            "dht.find_response_dictionary",
             "dht.ping_request",
             "dht.ping_request_client",
             "dht.ping_response",
             "dht.store_request",
+            "dht.store_request_dictionary",
             "dht.store_response",
             "stream.end_of_stream",
             "stream.error",
