@@ -8,7 +8,7 @@
 
 use clap::{Parser, Subcommand};
 use servicer::dht::{DhtConfig, DhtNode, Key, StoredValue, get_dht_time};
-use servicer::runtime::Multiaddr;
+use servicer::runtime::{Multiaddr, P2PConfig, WireMode};
 
 #[derive(Parser)]
 #[command(about = "Stores or gets one DHT key through the given peers")]
@@ -17,6 +17,9 @@ struct Args {
     /// address that follows, as a dht_node prints them).
     #[arg(long, alias = "initial_peers", num_args = 1.., global = true)]
     initial_peers: Vec<Multiaddr>,
+    /// `native`, or `hivemind` to use a hivemind 1.1.12 swarm.
+    #[arg(long, default_value_t = WireMode::Native, global = true)]
+    wire: WireMode,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +64,7 @@ async fn main() {
         std::process::exit(2);
     }
     let config = DhtConfig::default()
+        .with_p2p(P2PConfig::default().with_wire_mode(args.wire))
         .with_client_mode(true)
         .with_initial_peers(args.initial_peers);
     let node = match DhtNode::create(config).await {

@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release --example dht_node -- --host-maddrs /ip4/127.0.0.1/tcp/31337`
 //!
+//! With `--wire hivemind` it speaks hivemind 1.1.12's wire, so Python `hivemind.DHT` nodes can
+//! bootstrap from it (`scripts/interop-hivemind.sh`).
+//!
 //! Prints how to connect to it first, then every refresh period the size of its routing table and
 //! storage. Stops cleanly on Ctrl-C.
 
@@ -10,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use servicer::dht::{DhtConfig, DhtNode};
-use servicer::runtime::{Multiaddr, P2PConfig};
+use servicer::runtime::{Multiaddr, P2PConfig, WireMode};
 
 #[derive(Parser)]
 #[command(about = "Runs a DHT node until Ctrl-C")]
@@ -33,6 +36,9 @@ struct Args {
     /// Serve nothing; stay out of others' routing tables.
     #[arg(long, alias = "client_mode")]
     client_mode: bool,
+    /// `native`, or `hivemind` to join a hivemind 1.1.12 swarm.
+    #[arg(long, default_value_t = WireMode::Native)]
+    wire: WireMode,
 }
 
 #[tokio::main]
@@ -48,6 +54,7 @@ async fn main() {
     }
     let period = Duration::from_secs_f64(args.refresh_period);
     let mut p2p = P2PConfig::default()
+        .with_wire_mode(args.wire)
         .with_listen_addrs(args.host_maddrs)
         .with_announce_addrs(args.announce_maddrs);
     if let Some(path) = args.identity_path {

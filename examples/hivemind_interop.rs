@@ -8,6 +8,12 @@
 //! # calls Interop.rpc_ping/rpc_fail/rpc_count/rpc_echo on that peer; exits 1 on a mismatch
 //! ```
 //!
+//! `dht-swarm <maddr>` runs three DHT nodes in `WireMode::Hivemind` (the first bootstraps from
+//! `maddr`, each next one from the one before), prints `LISTENING <i> <maddr>` for each and
+//! `READY`, then obeys stdin: `STORE` (node i stores `rust_key_i` and subkey `rust_i` of
+//! `mixed_dict`), `GET key...` (every node gets every key, latest, printing
+//! `GOT <i> <key> <value>` with dictionaries as `subkey=value` pairs sorted), until stdin closes.
+//!
 //! `Interop` is a `#[servicer(wire = "hivemind")]` here and a `ServicerBase` in Python, with the
 //! same four handlers on both sides (the Python ones are in
 //! `scripts/interop_hivemind.py`): `rpc_ping` (unary, echoes the node id), `rpc_fail` (unary,
@@ -19,6 +25,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use servicer::dht::hivemind_proto::{NodeInfo, PingRequest, PingResponse};
+use servicer::dht::{DhtConfig, DhtError, DhtNode, DhtValue, Key, get_dht_time};
 use servicer::runtime::{
     Multiaddr, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError, StubBase,
     WireMode, multiaddr_peer_id,
@@ -27,10 +34,12 @@ use servicer::servicer;
 
 #[derive(Debug, thiserror::Error)]
 enum InteropError {
-    #[error("usage: hivemind_interop serve | call <maddr>")]
+    #[error("usage: hivemind_interop serve | call <maddr> | dht-swarm <maddr>")]
     Usage,
     #[error("{0}")]
     Rpc(#[from] RpcError),
+    #[error("{0}")]
+    Dht(#[from] DhtError),
     #[error("bad multiaddr: {0}")]
     Addr(String),
     #[error("{what}: expected {expected}, got {got}")]
@@ -220,6 +229,84 @@ async fn call(addr: &str) -> Result<(), InteropError> {
     Ok(())
 }
 
+/// Three DHT nodes on hivemind's wire, driven by the Python script over stdin and stdout.
+async fn dht_swarm(addr: &str) -> Result<(), InteropError> {
+    let addr: Multiaddr = addr.parse().map_err(|_| InteropError::Addr(addr.into()))?;
+    let mut nodes: Vec<DhtNode> = Vec::new();
+    let mut initial = vec![addr];
+    for i in 0..3 {
+        let config = DhtConfig {
+            wait_timeout: Duration::from_secs(10),
+            ..DhtConfig::default()
+        }
+        .with_p2p(config())
+        .with_initial_peers(initial);
+        let node = DhtNode::create(config).await?;
+        initial = node.p2p().visible_maddrs();
+        for maddr in &initial {
+            println!("LISTENING {i} {maddr}");
+        }
+        nodes.push(node);
+    }
+    println!("READY");
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(line) = lines.recv().await {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("STORE") => {
+                let expiration = get_dht_time() + 600.0;
+                for (i, node) in nodes.iter().enumerate() {
+                    let value = format!("rust {i}");
+                    let key = format!("rust_key_{i}");
+                    let plain = node.store(key.as_str(), &value, expiration, None).await?;
+                    let subkey = Some(Key::from(format!("rust_{i}").as_str()));
+                    let sub = node.store("mixed_dict", &value, expiration, subkey).await?;
+                    println!("STORED {i} {plain} {sub}");
+                }
+                println!("STORED");
+            }
+            Some("GET") => {
+                let keys: Vec<&str> = words.collect();
+                for (i, node) in nodes.iter().enumerate() {
+                    for key in &keys {
+                        let shown = match node.get::<String>(*key, true).await?.map(|v| v.value) {
+                            None => "-".to_string(),
+                            Some(DhtValue::Regular(v)) => v,
+                            Some(DhtValue::Dictionary(entries)) => {
+                                let mut pairs: Vec<String> = entries
+                                    .into_iter()
+                                    .map(|(subkey, v)| {
+                                        let subkey: String =
+                                            servicer::dht::decode_value(&subkey, subkey.len())
+                                                .unwrap_or_else(|_| format!("{subkey:?}"));
+                                        format!("{subkey}={}", v.value)
+                                    })
+                                    .collect();
+                                pairs.sort();
+                                pairs.join(",")
+                            }
+                        };
+                        println!("GOT {i} {key} {shown}");
+                    }
+                }
+                println!("DONE");
+            }
+            _ => println!("UNKNOWN {line}"),
+        }
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -235,6 +322,7 @@ async fn main() {
     {
         ["serve"] => serve().await,
         ["call", addr] => call(addr).await,
+        ["dht-swarm", addr] => dht_swarm(addr).await,
         _ => Err(InteropError::Usage),
     };
     if let Err(err) = result {

@@ -2,7 +2,10 @@
 # Live interop with a real hivemind 1.1.12 on loopback (issue 8):
 #   - a Rust stub (examples/hivemind_interop.rs, WireMode::Hivemind) calls a Python hivemind
 #     servicer: unary, a handler error, an unknown handler, unary-stream, stream-stream;
-#   - a Python hivemind stub calls the Rust servicer: the same, plus an unknown handler.
+#   - a Python hivemind stub calls the Rust servicer: the same, plus an unknown handler;
+#   - a Python hivemind.DHT bootstraps from our dht_node alone and they store and get each
+#     other's values and subkeys (dht_client on the Rust side);
+#   - a mixed swarm of 3 Python and 3 Rust DHT nodes where every node gets every key.
 #
 # Usage: bash scripts/interop-hivemind.sh
 # Env:   HIVEMIND_VENV        venv to use or create (default: .venv-hivemind in the repo)
@@ -22,7 +25,7 @@ if ! "$VENV/bin/python" -c 'import hivemind, sys; sys.exit(hivemind.__version__ 
     fi
 fi
 echo "== building the Rust side"
-cargo build --example hivemind_interop
-BIN="$(cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/examples/hivemind_interop"
+cargo build --workspace --example hivemind_interop --example dht_node --example dht_client
+BINS="$(cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/examples"
 echo "== running"
-PYTHONWARNINGS=ignore "$VENV/bin/python" scripts/interop_hivemind.py "$BIN"
+PYTHONWARNINGS=ignore "$VENV/bin/python" scripts/interop_hivemind.py "$BINS"

@@ -26,6 +26,30 @@ pub enum WireMode {
     Hivemind,
 }
 
+impl std::str::FromStr for WireMode {
+    type Err = crate::RpcError;
+
+    /// `native` or `hivemind` (as command-line flags spell them).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "native" => Ok(WireMode::Native),
+            "hivemind" => Ok(WireMode::Hivemind),
+            other => Err(crate::RpcError::Setup(format!(
+                "unknown wire mode `{other}`: use `native` or `hivemind`"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for WireMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WireMode::Native => "native",
+            WireMode::Hivemind => "hivemind",
+        })
+    }
+}
+
 /// How a node is created. Build it with [`P2PConfig::default`] and the `with_*` methods.
 ///
 /// ```
