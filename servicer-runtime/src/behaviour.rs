@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use libp2p::core::transport::PortUse;
 use libp2p::core::upgrade::{InboundUpgrade, OutboundUpgrade, UpgradeInfo};
 use libp2p::core::{Endpoint, Multiaddr};
+use libp2p::swarm::DialError;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::handler::{
     ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
@@ -39,12 +40,21 @@ const MAX_ADDRS_PER_PEER: usize = 8;
 /// Where an opened outbound stream (or the reason it failed) is sent.
 pub(crate) type StreamReply = oneshot::Sender<Result<(libp2p::Stream, ConnectionId), RpcError>>;
 
+/// What [`RpcBehaviour`] asks of the swarm task.
+#[derive(Debug)]
+pub(crate) enum RpcEvent {
+    /// Streams wait for `peer`, but no behaviour knows an address of it: look it up
+    /// ([`crate::routing`], hivemind wire only), then call [`RpcBehaviour::route_found`] or
+    /// [`RpcBehaviour::route_failed`].
+    AddressesNeeded(PeerId),
+}
+
 pub(crate) struct RpcBehaviour {
     shared: Arc<Shared>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     connections: HashMap<PeerId, Vec<ConnectionId>>,
     waiting_for_connection: HashMap<PeerId, Vec<(StreamProtocol, StreamReply)>>,
-    actions: VecDeque<ToSwarm<Infallible, OpenStream>>,
+    actions: VecDeque<ToSwarm<RpcEvent, OpenStream>>,
 }
 
 impl RpcBehaviour {
@@ -107,10 +117,13 @@ impl RpcBehaviour {
             });
             return;
         }
-        if self.addresses.get(&peer).is_none_or(|a| a.is_empty()) {
+        // On the hivemind wire, dial even without an address of our own: kad may know one
+        // (its routing table answers the dial), and if not, the dial's `NoAddresses` failure
+        // starts a lookup (see `on_swarm_event`).
+        if !self.routes_unknown_peers() && self.addresses.get(&peer).is_none_or(|a| a.is_empty()) {
             let _ = reply.send(Err(RpcError::PeerUnreachable {
                 peer,
-                reason: "no known address; connect to it or add its addresses first".into(),
+                reason: NO_ADDRESS.into(),
             }));
             return;
         }
@@ -125,9 +138,63 @@ impl RpcBehaviour {
             });
         }
     }
+
+    /// Whether peers without a known address are looked up (kad runs on the hivemind wire only).
+    fn routes_unknown_peers(&self) -> bool {
+        self.shared.config.wire_mode == WireMode::Hivemind
+    }
+
+    /// A lookup found `addrs` for `peer`: remember them and dial it again for the streams that
+    /// still wait (no addresses: the same as [`route_failed`](Self::route_failed)).
+    pub(crate) fn route_found(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if addrs.is_empty() {
+            self.route_failed(peer, NO_ADDRESS_FOUND);
+            return;
+        }
+        self.add_addresses(peer, addrs);
+        if self.is_connected(&peer) {
+            return;
+        }
+        let Some(waiting) = self.waiting_for_connection.get_mut(&peer) else {
+            return;
+        };
+        waiting.retain(|(_, r)| !r.is_closed());
+        if waiting.is_empty() {
+            self.waiting_for_connection.remove(&peer);
+            return;
+        }
+        self.actions.push_back(ToSwarm::Dial {
+            opts: DialOpts::peer_id(peer)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build(),
+        });
+    }
+
+    /// A lookup of `peer` failed: the streams waiting for it fail as unreachable.
+    pub(crate) fn route_failed(&mut self, peer: PeerId, reason: &str) {
+        if self.is_connected(&peer) {
+            return;
+        }
+        for (_, reply) in self
+            .waiting_for_connection
+            .remove(&peer)
+            .unwrap_or_default()
+        {
+            let _ = reply.send(Err(RpcError::PeerUnreachable {
+                peer,
+                reason: reason.to_owned(),
+            }));
+        }
+    }
 }
 
-fn without_p2p(mut addr: Multiaddr) -> Multiaddr {
+/// Why a stream to a peer without a known address fails.
+const NO_ADDRESS: &str = "no known address; connect to it or add its addresses first";
+
+/// Why it fails on the hivemind wire, where the lookup in the DHT came first.
+pub(crate) const NO_ADDRESS_FOUND: &str = "no known address, and a kad lookup (/ipfs/kad/1.0.0) did not find one; connect to it or add its addresses first";
+
+pub(crate) fn without_p2p(mut addr: Multiaddr) -> Multiaddr {
     if let Some(libp2p::multiaddr::Protocol::P2p(_)) = addr.iter().last() {
         addr.pop();
     }
@@ -136,7 +203,7 @@ fn without_p2p(mut addr: Multiaddr) -> Multiaddr {
 
 impl NetworkBehaviour for RpcBehaviour {
     type ConnectionHandler = RpcHandler;
-    type ToSwarm = Infallible;
+    type ToSwarm = RpcEvent;
 
     fn handle_established_inbound_connection(
         &mut self,
@@ -208,6 +275,20 @@ impl NetworkBehaviour for RpcBehaviour {
                 if self.is_connected(&peer) {
                     return;
                 }
+                match e.error {
+                    // Another dial of the peer is under way (ours or kad's); its outcome
+                    // answers the waiting streams.
+                    DialError::DialPeerConditionFalse(_) => return,
+                    DialError::NoAddresses
+                        if self.routes_unknown_peers()
+                            && self.waiting_for_connection.contains_key(&peer) =>
+                    {
+                        self.actions
+                            .push_back(ToSwarm::GenerateEvent(RpcEvent::AddressesNeeded(peer)));
+                        return;
+                    }
+                    _ => {}
+                }
                 let reason = e.error.to_string();
                 for (_, reply) in self
                     .waiting_for_connection
@@ -233,7 +314,7 @@ impl NetworkBehaviour for RpcBehaviour {
         match event {}
     }
 
-    fn poll(&mut self, _cx: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
+    fn poll(&mut self, _cx: &mut Context<'_>) -> Poll<ToSwarm<RpcEvent, THandlerInEvent<Self>>> {
         match self.actions.pop_front() {
             Some(action) => Poll::Ready(action),
             None => Poll::Pending,

@@ -23,6 +23,8 @@ pub enum WireMode {
     /// `PersistentConnectionRequest` envelope, streaming calls use `marker | u64 length`
     /// frames, and messages are protobuf. Handlers registered with the `Handler::proto_*`
     /// constructors are served on it; serde handlers stay reachable over the native protocol.
+    /// The node also runs Kademlia (`/ipfs/kad/1.0.0`, server mode) for peer routing, as
+    /// hivemind's Go daemons do: they find it by peer id, and it finds peers known only by id.
     Hivemind,
 }
 

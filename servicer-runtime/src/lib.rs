@@ -32,6 +32,7 @@ mod identity;
 mod limits;
 mod p2p;
 mod pool;
+mod routing;
 mod server;
 mod stream;
 mod stub;

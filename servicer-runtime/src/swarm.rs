@@ -8,13 +8,15 @@ use futures::StreamExt;
 use libp2p::core::transport::MemoryTransport;
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, Transport, identify, noise, ping, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::behaviour::{RpcBehaviour, StreamReply};
+use crate::behaviour::{RpcBehaviour, RpcEvent, StreamReply};
 use crate::hivemind::muxer::TranslatingMuxer;
 use crate::p2p::Shared;
+use crate::routing::{self, PeerRouting};
 use crate::{RpcError, WireMode};
 
 /// How often idle pooled streams are swept.
@@ -26,6 +28,8 @@ pub(crate) struct Behaviour {
     pub rpc: RpcBehaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
+    /// Peer routing, on the hivemind wire only (see [`crate::routing`]).
+    pub kad: Toggle<routing::Kad>,
 }
 
 /// Requests from [`P2P`](crate::P2P) handles to the swarm task.
@@ -74,6 +78,7 @@ fn behaviour(key: &Keypair, shared: &Arc<Shared>) -> Behaviour {
             key.public(),
         )),
         ping: ping::Behaviour::default(),
+        kad: routing::behaviour(key.public().to_peer_id(), &shared.config),
     }
 }
 
@@ -217,6 +222,7 @@ pub(crate) async fn run(
 ) {
     let mut connect_waiters: HashMap<PeerId, Vec<oneshot::Sender<Result<(), RpcError>>>> =
         HashMap::new();
+    let mut routing = PeerRouting::default();
     let mut sweep = tokio::time::interval(SWEEP_PERIOD);
     let mut shutdown_reply = None;
     loop {
@@ -251,12 +257,26 @@ pub(crate) async fn run(
                 }
                 Some(Command::AddAddresses { peers }) => {
                     for (peer, addrs) in peers {
-                        swarm.behaviour_mut().rpc.add_addresses(peer, addrs);
+                        let behaviour = swarm.behaviour_mut();
+                        routing::on_addresses(behaviour, peer, &addrs);
+                        behaviour.rpc.add_addresses(peer, addrs);
                     }
                 }
                 Some(Command::AddressesOf { peers, reply }) => {
-                    let rpc = &swarm.behaviour().rpc;
-                    let _ = reply.send(peers.iter().map(|p| rpc.addresses_of(p)).collect());
+                    let behaviour = swarm.behaviour_mut();
+                    let addrs = peers
+                        .iter()
+                        .map(|peer| {
+                            let mut addrs = behaviour.rpc.addresses_of(peer);
+                            for addr in routing::addresses_of(behaviour, peer) {
+                                if !addrs.contains(&addr) {
+                                    addrs.push(addr);
+                                }
+                            }
+                            addrs
+                        })
+                        .collect();
+                    let _ = reply.send(addrs);
                 }
                 Some(Command::ConnectedPeers { reply }) => {
                     let _ = reply.send(swarm.connected_peers().copied().collect());
@@ -264,6 +284,7 @@ pub(crate) async fn run(
             },
             event = swarm.select_next_some() => match event {
                 SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                    routing.on_connected(swarm.behaviour_mut(), peer_id);
                     for reply in connect_waiters.remove(&peer_id).unwrap_or_default() {
                         let _ = reply.send(Ok(()));
                     }
@@ -285,11 +306,22 @@ pub(crate) async fn run(
                     info,
                     ..
                 })) => {
-                    swarm.behaviour_mut().rpc.add_addresses(peer_id, info.listen_addrs);
+                    let behaviour = swarm.behaviour_mut();
+                    routing::on_identify(behaviour, peer_id, &info.protocols, &info.listen_addrs);
+                    behaviour.rpc.add_addresses(peer_id, info.listen_addrs);
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Rpc(RpcEvent::AddressesNeeded(peer))) => {
+                    routing.lookup(swarm.behaviour_mut(), peer, shared.config.connect_timeout);
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => {
+                    routing.on_kad_event(swarm.behaviour_mut(), event);
                 }
                 _ => {}
             },
-            _ = sweep.tick() => shared.pool.evict_idle(shared.config.pool_idle_timeout),
+            _ = sweep.tick() => {
+                shared.pool.evict_idle(shared.config.pool_idle_timeout);
+                routing.expire(&mut swarm.behaviour_mut().rpc, tokio::time::Instant::now());
+            }
         }
     }
     shared.mark_closed();
