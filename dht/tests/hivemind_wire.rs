@@ -37,6 +37,42 @@ async fn swarm(n: usize) -> Vec<DhtNode> {
     nodes
 }
 
+/// hivemind's messages name peers by id only: in a chain where each node knows just the one
+/// before it, nodes reach the others through Kademlia's peer routing, and every node gets every
+/// key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_finds_peers_by_id() {
+    let mut nodes: Vec<DhtNode> = Vec::new();
+    for _ in 0..6 {
+        let initial = nodes
+            .last()
+            .map(|node| node.p2p().visible_maddrs())
+            .unwrap_or_default();
+        nodes.push(DhtNode::create(hivemind_node(initial)).await.unwrap());
+    }
+    let now = get_dht_time();
+    for (i, node) in nodes.iter().enumerate() {
+        let key = format!("key {i}");
+        assert!(node.store(key.as_str(), &i, now + 60.0, None).await.unwrap());
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        for j in 0..nodes.len() {
+            let key = format!("key {j}");
+            let found = node.get::<usize>(key.as_str(), true).await.unwrap();
+            assert!(
+                matches!(found.map(|f| f.value), Some(DhtValue::Regular(v)) if v == j),
+                "node {i} did not get {key}"
+            );
+        }
+    }
+    // The first node met nodes beyond its only bootstrap peer, by id.
+    let connected = nodes[0].p2p().connected_peers().await.unwrap();
+    assert!(connected.len() > 1, "{connected:?}");
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_and_get_on_hivemind_wire() {
     let nodes = swarm(6).await;
