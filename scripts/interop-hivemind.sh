@@ -9,7 +9,8 @@
 #
 # Usage: bash scripts/interop-hivemind.sh
 # Env:   HIVEMIND_VENV        venv to use or create (default: .venv-hivemind in the repo)
-#        HIVEMIND_CONSTRAINTS optional pip constraints file for the install
+#        HIVEMIND_CONSTRAINTS pip constraints for the install (default: scripts/hivemind-constraints.txt,
+#                             the versions hivemind 1.1.12 was last installed and tested with)
 # Creating the venv runs `pip install hivemind==1.1.12`, which pulls torch (about 5.6 GB,
 # a few minutes). Not part of `cargo test`.
 set -euo pipefail
@@ -18,11 +19,7 @@ VENV="${HIVEMIND_VENV:-$PWD/.venv-hivemind}"
 if ! "$VENV/bin/python" -c 'import hivemind, sys; sys.exit(hivemind.__version__ != "1.1.12")' 2>/dev/null; then
     echo "== creating $VENV with hivemind 1.1.12"
     python3 -m venv "$VENV"
-    if [ -n "${HIVEMIND_CONSTRAINTS:-}" ]; then
-        "$VENV/bin/pip" install hivemind==1.1.12 -c "$HIVEMIND_CONSTRAINTS"
-    else
-        "$VENV/bin/pip" install hivemind==1.1.12
-    fi
+    "$VENV/bin/pip" install hivemind==1.1.12 -c "${HIVEMIND_CONSTRAINTS:-scripts/hivemind-constraints.txt}"
 fi
 echo "== building the Rust side"
 cargo build --workspace --example hivemind_interop --example dht_node --example dht_client
