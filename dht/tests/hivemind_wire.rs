@@ -53,7 +53,11 @@ async fn chain_finds_peers_by_id() {
     let now = get_dht_time();
     for (i, node) in nodes.iter().enumerate() {
         let key = format!("key {i}");
-        assert!(node.store(key.as_str(), &i, now + 60.0, None).await.unwrap());
+        assert!(
+            node.store(key.as_str(), &i, now + 60.0, None)
+                .await
+                .unwrap()
+        );
     }
     for (i, node) in nodes.iter().enumerate() {
         for j in 0..nodes.len() {

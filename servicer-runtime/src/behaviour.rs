@@ -175,6 +175,11 @@ impl RpcBehaviour {
         if self.is_connected(&peer) {
             return;
         }
+        self.fail_waiting(peer, reason);
+    }
+
+    /// Fails every stream waiting for a connection to `peer`.
+    fn fail_waiting(&mut self, peer: PeerId, reason: &str) {
         for (_, reply) in self
             .waiting_for_connection
             .remove(&peer)
@@ -289,17 +294,7 @@ impl NetworkBehaviour for RpcBehaviour {
                     }
                     _ => {}
                 }
-                let reason = e.error.to_string();
-                for (_, reply) in self
-                    .waiting_for_connection
-                    .remove(&peer)
-                    .unwrap_or_default()
-                {
-                    let _ = reply.send(Err(RpcError::PeerUnreachable {
-                        peer,
-                        reason: reason.clone(),
-                    }));
-                }
+                self.fail_waiting(peer, &e.error.to_string());
             }
             _ => {}
         }
