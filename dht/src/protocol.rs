@@ -404,7 +404,8 @@ impl DhtProtocol {
         };
         let mut addrs: HashMap<PeerId, Vec<Vec<u8>>> = HashMap::new();
         let mut unknown: Vec<PeerId> = Vec::new();
-        {
+        // hivemind's messages carry no addresses (peers find each other through kad there).
+        if self.inner.p2p.config().wire_mode() != WireMode::Hivemind {
             let known = crate::lock(&self.inner.addrs);
             for (_, peer) in nearest.iter().flatten() {
                 match known.get(peer) {
