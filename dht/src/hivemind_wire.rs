@@ -587,6 +587,35 @@ mod tests {
         assert_eq!(prost::Message::encode_to_vec(&back), bytes);
     }
 
+    proptest::proptest! {
+        /// Whatever a peer sends as a dictionary decodes or fails cleanly; what we encode
+        /// decodes to itself.
+        #[test]
+        fn dictionary_decoding_never_panics(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+            entries in proptest::collection::vec(
+                (
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..16),
+                    proptest::num::f64::NORMAL,
+                ),
+                0..8,
+            ),
+            flip in proptest::num::usize::ANY,
+        ) {
+            let _ = decode_dictionary(&bytes);
+            let entries: Vec<DictEntry> = entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, (value, t))| entry(&[i as u8], &value, t))
+                .collect();
+            let mut encoded = encode_dictionary(&entries, 1.0);
+            proptest::prop_assert_eq!(decode_dictionary(&encoded), Ok((1.0, entries)));
+            let at = flip % encoded.len();
+            encoded[at] ^= 0x5a;
+            let _ = decode_dictionary(&encoded);
+        }
+    }
+
     #[test]
     fn store_request_must_be_aligned() {
         let request = proto::StoreRequest {
