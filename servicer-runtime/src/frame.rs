@@ -174,6 +174,24 @@ pub(crate) fn put_frame<T: Serialize + ?Sized>(
     Ok(())
 }
 
+/// A [`CallHeader`] that borrows its name: encodes to the same bytes.
+#[derive(Serialize)]
+struct CallHeaderRef<'a> {
+    name: &'a str,
+    kind: RpcKind,
+}
+
+/// Appends a `Call` frame for handler `name` of `kind`, as [`put_frame`] would for a
+/// [`CallHeader`], without building one.
+pub(crate) fn put_call(
+    dst: &mut BytesMut,
+    name: &str,
+    kind: RpcKind,
+    limit: usize,
+) -> Result<(), RpcError> {
+    put_frame(dst, FrameKind::Call, &CallHeaderRef { name, kind }, limit)
+}
+
 /// Appends an empty `End` frame.
 pub(crate) fn put_end(dst: &mut BytesMut) {
     dst.put_u8(FrameKind::End as u8);
@@ -231,7 +249,6 @@ impl Decoder for FrameCodec {
 /// A frame to send; message payloads are encoded straight into the write buffer.
 #[derive(Debug)]
 pub(crate) enum Out<T> {
-    Call(CallHeader),
     Message(T),
     Error(WireError),
     End,
@@ -242,7 +259,6 @@ impl<T: Serialize> Encoder<Out<T>> for FrameCodec {
 
     fn encode(&mut self, item: Out<T>, dst: &mut BytesMut) -> Result<(), RpcError> {
         match item {
-            Out::Call(header) => put_frame(dst, FrameKind::Call, &header, self.max_payload),
             Out::Message(value) => put_frame(dst, FrameKind::Message, &value, self.max_payload),
             Out::Error(err) => {
                 put_error(dst, &err);
@@ -278,6 +294,18 @@ mod tests {
         let end = codec.decode(&mut buf).unwrap().unwrap();
         assert_eq!(end.kind, FrameKind::End);
         assert!(codec.decode(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn borrowed_call_headers_encode_like_owned_ones() {
+        let header = CallHeader {
+            name: "ns::Foo.rpc_x".into(),
+            kind: RpcKind::StreamUnary,
+        };
+        let (mut owned, mut borrowed) = (BytesMut::new(), BytesMut::new());
+        put_frame(&mut owned, FrameKind::Call, &header, 1024).unwrap();
+        put_call(&mut borrowed, &header.name, header.kind, 1024).unwrap();
+        assert_eq!(owned, borrowed);
     }
 
     #[test]

@@ -191,17 +191,26 @@ async fn pump_requests<S>(
     S: Stream<Item = Result<Frame, RpcError>> + Unpin,
 {
     let mut tx = Some(tx);
+    // One timer for the whole call, set again only when a request has to be waited for.
+    let deadline = tokio::time::sleep(idle);
+    futures::pin_mut!(deadline);
     loop {
         let next = if *ended {
             // After the requests ended, anything at all means the caller is gone.
             return caller_gone(reader).await;
         } else if let Some(sender) = &tx {
-            match tokio::time::timeout(idle, reader.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    let _ = sender.send(Err(RpcError::DeadlineExceeded(idle))).await;
-                    tx = None;
-                    continue;
+            match reader.next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+                    tokio::select! {
+                        next = reader.next() => next,
+                        () = &mut deadline => {
+                            let _ = sender.send(Err(RpcError::DeadlineExceeded(idle))).await;
+                            tx = None;
+                            continue;
+                        }
+                    }
                 }
             }
         } else {

@@ -1,13 +1,17 @@
 //! [`StubBase`]: the client side of calls, wrapped by every generated stub.
 
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::frame::{CallHeader, Frame, FrameKind, Out, WireError};
+use crate::frame::{self, Frame, FrameKind, Out, WireError};
 use crate::pool::PooledStream;
 use crate::server::Io;
 use crate::{Message, P2P, ProtoMessage, ResponseStream, RpcError, RpcKind, codec, hivemind};
@@ -89,13 +93,6 @@ impl StubBase {
         format!("{}{method}", self.prefix)
     }
 
-    fn header(&self, method: &str, kind: RpcKind) -> CallHeader {
-        CallHeader {
-            name: self.handle(method),
-            kind,
-        }
-    }
-
     /// The deadline of a unary call, also used to open streams of streaming calls.
     fn deadline(&self) -> Duration {
         self.deadline
@@ -129,20 +126,30 @@ impl StubBase {
         })
     }
 
-    /// Writes the call header and, for unary input, the request. A pooled stream that fails here
-    /// was closed while idle, so the call is retried once on a fresh stream: nothing reached a
-    /// handler yet.
+    /// Writes the call header and the first requests (`end`: then the `End` of the requests) in
+    /// one write. A pooled stream that fails here was closed while idle, so the call is retried
+    /// once on a fresh stream: nothing reached a handler yet.
     async fn start<Req: Message>(
         &self,
-        header: CallHeader,
-        request: Option<&Req>,
+        method: &str,
+        kind: RpcKind,
+        first: &[Req],
+        end: bool,
     ) -> Result<Lease, RpcError> {
+        let name = self.handle(method);
+        let limit = self.max_message_size();
         let mut lease = self.lease().await?;
         loop {
             let io = &mut lease.stream.io;
-            let mut sent = io.feed(Out::<&Req>::Call(header.clone())).await;
-            if let (Ok(()), Some(request)) = (&sent, request) {
+            let mut sent = frame::put_call(io.write_buffer_mut(), &name, kind, limit);
+            for request in first {
+                if sent.is_err() {
+                    break;
+                }
                 sent = io.feed(Out::Message(request)).await;
+            }
+            if sent.is_ok() && end {
+                sent = io.feed(Out::<&Req>::End).await;
             }
             if sent.is_ok() {
                 sent = SinkExt::<Out<&Req>>::flush(io).await;
@@ -169,7 +176,12 @@ impl StubBase {
     ) -> Result<Resp, RpcError> {
         self.with_deadline_of(async {
             let mut lease = self
-                .start(self.header(method, RpcKind::UnaryUnary), Some(&request))
+                .start(
+                    method,
+                    RpcKind::UnaryUnary,
+                    std::slice::from_ref(&request),
+                    false,
+                )
                 .await?;
             let frame = lease.stream.io.next().await;
             let (result, reusable) = read_single::<Resp>(frame, self.max_message_size());
@@ -192,17 +204,33 @@ impl StubBase {
         Resp: Message,
         S: Stream<Item = Req> + Send + 'static,
     {
+        let requests = requests.fuse();
+        futures::pin_mut!(requests);
+        let (first, ended) = ready_requests(&mut requests);
         let lease = self
-            .with_deadline_of(self.start::<Req>(self.header(method, RpcKind::StreamUnary), None))
+            .with_deadline_of(self.start(method, RpcKind::StreamUnary, &first, ended))
             .await?;
+        drop(first);
         let Lease {
-            stream: PooledStream { io, connection },
+            stream: PooledStream { mut io, connection },
             _permit: permit,
             ..
         } = lease;
-        let (mut writer, mut reader) = io.split::<Out<Req>>();
         let limit = self.max_message_size();
         let idle = self.p2p.shared().config.stream_idle_deadline;
+        if ended {
+            // Every request went out with the header: only the response is left.
+            let result = match tokio::time::timeout(idle, io.next()).await {
+                Ok(frame) => read_single::<Resp>(frame, limit).0,
+                Err(_) => Err(RpcError::DeadlineExceeded(idle)),
+            };
+            if result.is_ok() && trailer_ready(&mut io) {
+                self.recycle(Some(io), connection);
+            }
+            drop(permit);
+            return result;
+        }
+        let (mut writer, mut reader) = io.split::<Out<Req>>();
         let (result, sent_all) = {
             let send = send_requests(&mut writer, requests);
             let receive = async {
@@ -236,7 +264,12 @@ impl StubBase {
         request: Req,
     ) -> Result<ResponseStream<Resp>, RpcError> {
         let lease = self
-            .with_deadline_of(self.start(self.header(method, RpcKind::UnaryStream), Some(&request)))
+            .with_deadline_of(self.start(
+                method,
+                RpcKind::UnaryStream,
+                std::slice::from_ref(&request),
+                false,
+            ))
             .await?;
         let call = OpenCall::<Req> {
             reader: CallReader::Whole(Box::new(lease.stream.io)),
@@ -258,11 +291,17 @@ impl StubBase {
         Resp: Message,
         S: Stream<Item = Req> + Send + 'static,
     {
+        let mut requests = Box::pin(requests.fuse());
+        let (first, ended) = ready_requests(&mut requests);
         let lease = self
-            .with_deadline_of(self.start::<Req>(self.header(method, RpcKind::StreamStream), None))
+            .with_deadline_of(self.start(method, RpcKind::StreamStream, &first, ended))
             .await?;
+        drop(first);
         let (mut writer, reader) = lease.stream.io.split::<Out<Req>>();
         let sender = tokio::spawn(async move {
+            if ended {
+                return Some(writer);
+            }
             // A failed send shows up on the read side as the server's error or a closed stream.
             send_requests(&mut writer, requests)
                 .await
@@ -380,41 +419,81 @@ impl StubBase {
         Req: Message,
         Resp: Message,
     {
-        let limit = self.max_message_size();
-        let idle = self.p2p.shared().config.stream_idle_deadline;
-        let stub = self.clone();
-        ResponseStream::new(futures::stream::unfold(
-            Some((call, stub)),
-            move |state| async move {
-                let (mut call, stub) = state?;
-                let item: Result<Option<Resp>, RpcError> =
-                    match tokio::time::timeout(idle, call.reader.next()).await {
-                        Err(_) => Err(RpcError::DeadlineExceeded(idle)),
-                        Ok(None) => Err(RpcError::ConnectionClosed(
-                            "stream closed before the end of the responses".into(),
-                        )),
-                        Ok(Some(Err(err))) => Err(err),
-                        Ok(Some(Ok(frame))) => match frame.kind {
-                            FrameKind::Message => codec::decode(&frame.payload, limit).map(Some),
-                            FrameKind::End => Ok(None),
-                            FrameKind::Error => Err(decode_error(&frame.payload, limit)),
-                            FrameKind::Call => {
-                                Err(RpcError::Malformed("unexpected call frame".into()))
-                            }
-                        },
-                    };
-                match item {
-                    Ok(Some(response)) => Some((Ok(response), Some((call, stub)))),
-                    Ok(None) => {
-                        let connection = call.connection;
-                        stub.recycle(call.into_reusable(), connection);
-                        None
-                    }
-                    // An error is always the last item.
-                    Err(err) => Some((Err(err), None)),
+        let shared = self.p2p.shared();
+        let idle = shared.config.stream_idle_deadline;
+        ResponseStream::new(Responses {
+            call: Some(call),
+            stub: self.clone(),
+            limit: shared.config.max_message_size,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            waiting: false,
+            _resp: PhantomData,
+        })
+    }
+}
+
+/// The caller's side of a call's responses: decodes them as they come and enforces the idle
+/// deadline with one timer per call, set again only when a response has to be waited for.
+struct Responses<Req, Resp> {
+    /// `None` once the responses ended (the stream went back to the pool or was closed).
+    call: Option<OpenCall<Req>>,
+    stub: StubBase,
+    limit: usize,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Whether `deadline` is set for the response being waited for.
+    waiting: bool,
+    _resp: PhantomData<fn() -> Resp>,
+}
+
+impl<Req: Message, Resp: Message> Stream for Responses<Req, Resp> {
+    type Item = Result<Resp, RpcError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(call) = this.call.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let item: Result<Option<Resp>, RpcError> = match call.reader.poll_next(cx) {
+            Poll::Pending => {
+                if !this.waiting {
+                    this.waiting = true;
+                    let at = tokio::time::Instant::now() + this.idle;
+                    this.deadline.as_mut().reset(at);
                 }
+                match this.deadline.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => Err(RpcError::DeadlineExceeded(this.idle)),
+                }
+            }
+            Poll::Ready(None) => Err(RpcError::ConnectionClosed(
+                "stream closed before the end of the responses".into(),
+            )),
+            Poll::Ready(Some(Err(err))) => Err(err),
+            Poll::Ready(Some(Ok(frame))) => match frame.kind {
+                FrameKind::Message => codec::decode(&frame.payload, this.limit).map(Some),
+                FrameKind::End => Ok(None),
+                FrameKind::Error => Err(decode_error(&frame.payload, this.limit)),
+                FrameKind::Call => Err(RpcError::Malformed("unexpected call frame".into())),
             },
-        ))
+        };
+        this.waiting = false;
+        match item {
+            Ok(Some(response)) => Poll::Ready(Some(Ok(response))),
+            Ok(None) => {
+                if let Some(call) = this.call.take() {
+                    let connection = call.connection;
+                    this.stub.recycle(call.into_reusable(), connection);
+                }
+                Poll::Ready(None)
+            }
+            // An error is always the last item.
+            Err(err) => {
+                this.call = None;
+                Poll::Ready(Some(Err(err)))
+            }
+        }
     }
 }
 
@@ -436,10 +515,10 @@ enum CallReader<Req> {
 }
 
 impl<Req: Message> CallReader<Req> {
-    async fn next(&mut self) -> Option<Result<Frame, RpcError>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame, RpcError>>> {
         match self {
-            CallReader::Whole(io) => io.next().await,
-            CallReader::Split(reader, _) => reader.next().await,
+            CallReader::Whole(io) => io.poll_next_unpin(cx),
+            CallReader::Split(reader, _) => reader.poll_next_unpin(cx),
         }
     }
 }
@@ -490,6 +569,24 @@ impl<T> Drop for AbortOnDrop<T> {
             task.abort();
         }
     }
+}
+
+/// At most this many requests of a streaming call go out with its header, in one write.
+const FIRST_REQUESTS: usize = 32;
+
+/// The requests of a streaming call that are ready at once (at most [`FIRST_REQUESTS`]), to go
+/// out with its header; `true` when the requests ended among them. `requests` must be fused: the
+/// rest of them are read after this.
+fn ready_requests<S: Stream + Unpin>(requests: &mut S) -> (Vec<S::Item>, bool) {
+    let mut first = Vec::new();
+    while first.len() < FIRST_REQUESTS {
+        match requests.next().now_or_never() {
+            Some(Some(request)) => first.push(request),
+            Some(None) => return (first, true),
+            None => break,
+        }
+    }
+    (first, false)
 }
 
 /// Sends every request, flushing only when the caller's stream has nothing ready, then `End`.
