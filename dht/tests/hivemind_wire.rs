@@ -125,6 +125,38 @@ async fn store_and_get_on_hivemind_wire() {
     }
 }
 
+/// The hivemind wire over QUIC: the translating muxer wraps QUIC's own streams too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hivemind_wire_over_quic() {
+    let quic = |initial: Vec<Multiaddr>| {
+        let config = hivemind_node(initial);
+        let p2p = config
+            .p2p
+            .clone()
+            .with_listen_addrs(["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()]);
+        config.with_p2p(p2p)
+    };
+    let first = DhtNode::create(quic(Vec::new())).await.unwrap();
+    let maddrs = first.p2p().visible_maddrs();
+    assert!(
+        maddrs.iter().all(|m| m.to_string().contains("/quic-v1/")),
+        "{maddrs:?}"
+    );
+    let second = DhtNode::create(quic(maddrs)).await.unwrap();
+    let now = get_dht_time();
+    assert!(
+        second
+            .store("over quic", "yes", now + 60.0, None)
+            .await
+            .unwrap()
+    );
+    let found = first.get::<String>("over quic", true).await.unwrap();
+    assert!(matches!(found.map(|f| f.value), Some(DhtValue::Regular(v)) if v == "yes"));
+    for node in [first, second] {
+        node.shutdown().await;
+    }
+}
+
 /// A client with hivemind's own messages, as a Python `DHTProtocol` sends them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hivemind_messages_against_a_node() {
