@@ -18,12 +18,9 @@ const EXPIRATION: f64 = 1764000000.25;
 const MYKEY_ID: &str = "6a9a82708532eead9c87b7c2aa81916d0a0c4619";
 const TUPLE_ID: &str = "47d7eaff2f52d870635915c3cdd2c6fc15fc014d";
 
+/// The bytes of a vector's hex text.
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
+    hex::decode(s).expect("vector is hex")
 }
 
 fn vector(name: &str) -> Vec<u8> {

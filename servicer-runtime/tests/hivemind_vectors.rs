@@ -32,12 +32,9 @@ fn vectors() -> HashMap<&'static str, Vec<u8>> {
         .collect()
 }
 
+/// The bytes of a vector's hex text.
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
+    hex::decode(s).expect("vector is hex")
 }
 
 fn vector(name: &str) -> Vec<u8> {
