@@ -14,6 +14,7 @@ use std::io::Cursor;
 use servicer_macros::servicer;
 use servicer_runtime::{P2P, PeerId, RpcContext, WireMode};
 
+use crate::addrs::AddrList;
 use crate::hivemind_proto as proto;
 use crate::id::{DhtId, ID_BYTES};
 use crate::limits::Rejection;
@@ -210,7 +211,7 @@ fn node_info(info: Option<proto::NodeInfo>) -> Result<NodeInfo, DhtError> {
     };
     Ok(NodeInfo {
         node_id,
-        addrs: Vec::new(),
+        addrs: AddrList::default(),
     })
 }
 
@@ -306,7 +307,12 @@ fn proto_find_result(result: FindResult) -> proto::FindResult {
     let (nearest_node_ids, nearest_peer_ids) = result
         .nearest
         .into_iter()
-        .map(|record| (record.node_id.to_bytes().to_vec(), record.peer_id))
+        .map(|record| {
+            (
+                record.node_id.to_bytes().to_vec(),
+                record.peer_id.to_bytes(),
+            )
+        })
         .unzip();
     proto::FindResult {
         r#type: kind as i32,
@@ -333,18 +339,18 @@ fn find_result(result: proto::FindResult) -> Result<FindResult, DhtError> {
     if result.nearest_node_ids.len() != result.nearest_peer_ids.len() {
         return Err(malformed("nearest node and peer ids are not aligned"));
     }
-    let nearest = result
-        .nearest_node_ids
-        .iter()
-        .zip(result.nearest_peer_ids)
-        .map(|(node_id, peer_id)| {
-            Ok(PeerRecord {
-                node_id: dht_id(node_id)?,
+    let mut nearest = Vec::with_capacity(result.nearest_node_ids.len());
+    for (node_id, peer_id) in result.nearest_node_ids.iter().zip(result.nearest_peer_ids) {
+        let node_id = dht_id(node_id)?;
+        // Like hivemind, a peer id that does not parse is passed over, not fatal.
+        if let Ok(peer_id) = PeerId::from_bytes(&peer_id) {
+            nearest.push(PeerRecord {
+                node_id,
                 peer_id,
-                addrs: Vec::new(),
-            })
-        })
-        .collect::<Result<_, DhtError>>()?;
+                addrs: AddrList::default(),
+            });
+        }
+    }
     Ok(FindResult { value, nearest })
 }
 

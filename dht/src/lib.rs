@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+pub mod addrs;
 pub mod blacklist;
 pub mod crypto;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod traverse;
 pub mod validation;
 pub mod value;
 
+pub use addrs::AddrList;
 pub use crypto::SignatureValidator;
 pub use error::DhtError;
 pub use handle::Dht;

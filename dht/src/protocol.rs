@@ -11,6 +11,7 @@ use servicer_macros::servicer;
 use servicer_runtime::{Multiaddr, P2P, PeerId, RpcContext, WireMode};
 use tokio::sync::Semaphore;
 
+use crate::addrs::AddrList;
 use crate::hivemind_wire::{HivemindDhtProtocol, Remote};
 use crate::limits::{Limits, RecordId, Rejection, Writers};
 use crate::routing::RoutingTable;
@@ -25,10 +26,9 @@ use crate::{DhtError, DhtId};
 pub struct NodeInfo {
     /// The sender's DHT id, if it serves the DHT.
     pub node_id: Option<DhtId>,
-    /// Where the sender can be dialled (multiaddr bytes), so that the receiver can hand it out in
-    /// find results without waiting for libp2p's identify exchange.
-    #[serde(with = "bytes_list")]
-    pub addrs: Vec<Vec<u8>>,
+    /// Where the sender can be dialled, so that the receiver can hand it out in find results
+    /// without waiting for libp2p's identify exchange.
+    pub addrs: AddrList,
 }
 
 /// `rpc_ping` request.
@@ -149,12 +149,11 @@ pub enum FoundValue {
 pub struct PeerRecord {
     /// Its DHT id.
     pub node_id: DhtId,
-    /// Its libp2p peer id (bytes).
-    #[serde(with = "serde_bytes")]
-    pub peer_id: Vec<u8>,
-    /// Addresses it can be reached at (multiaddr bytes).
-    #[serde(with = "bytes_list")]
-    pub addrs: Vec<Vec<u8>>,
+    /// Its libp2p peer id (as its bytes on the wire).
+    #[serde(with = "crate::addrs::peer_id_bytes")]
+    pub peer_id: PeerId,
+    /// Addresses it can be reached at.
+    pub addrs: AddrList,
 }
 
 /// The answer for one key.
@@ -175,31 +174,13 @@ pub struct FindResponse {
     pub results: Vec<FindResult>,
 }
 
-/// Lists of byte strings (addresses) as bytes, not as sequences of single bytes: serde's default
-/// for `Vec<u8>` visits every byte, which showed up in profiles of the DHT benchmark.
-mod bytes_list {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use serde_bytes::{ByteBuf, Bytes};
-
-    pub fn serialize<S: Serializer>(list: &[Vec<u8>], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(list.iter().map(|b| Bytes::new(b)))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<Vec<u8>>, D::Error> {
-        let list = Vec::<ByteBuf>::deserialize(deserializer)?;
-        Ok(list.into_iter().map(ByteBuf::into_vec).collect())
-    }
-}
-
 /// At most this many addresses of one node are taken from a message.
 const MAX_ADDRS_PER_NODE: usize = 8;
 
 /// Past this many recorded nodes, the records of nodes not in the routing table are dropped.
 const MAX_KNOWN_ADDRS: usize = 4096;
 
-type AddressBook = HashMap<PeerId, Vec<Vec<u8>>>;
+type AddressBook = HashMap<PeerId, AddrList>;
 
 /// What `call_find` learned about one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -306,6 +287,8 @@ struct Inner {
     validator: Arc<CompositeValidator>,
     /// Where DHT nodes said they listen.
     addrs: Mutex<AddressBook>,
+    /// This node's visible addresses, and their `AddrList` for outgoing messages.
+    own_addrs: Mutex<(Vec<Multiaddr>, AddrList)>,
     node_id: DhtId,
     config: ProtocolConfig,
     state: Mutex<ProtocolState>,
@@ -402,45 +385,54 @@ impl DhtProtocol {
                 })
                 .unzip()
         };
-        let mut addrs: HashMap<PeerId, Vec<Vec<u8>>> = HashMap::new();
-        let mut unknown: Vec<PeerId> = Vec::new();
         // hivemind's messages carry no addresses (peers find each other through kad there).
-        if self.inner.p2p.config().wire_mode() != WireMode::Hivemind {
+        let with_addrs = self.inner.p2p.config().wire_mode() != WireMode::Hivemind;
+        let mut unknown: Vec<PeerId> = Vec::new();
+        let mut results: Vec<FindResult> = {
             let known = crate::lock(&self.inner.addrs);
-            for (_, peer) in nearest.iter().flatten() {
-                match known.get(peer) {
-                    Some(a) => {
-                        addrs.insert(*peer, a.clone());
-                    }
-                    None => unknown.push(*peer),
+            let mut record = |(node_id, peer): (DhtId, PeerId)| {
+                let addrs = if with_addrs {
+                    known.get(&peer).cloned().unwrap_or_else(|| {
+                        unknown.push(peer);
+                        AddrList::default()
+                    })
+                } else {
+                    AddrList::default()
+                };
+                PeerRecord {
+                    node_id,
+                    peer_id: peer,
+                    addrs,
                 }
-            }
-        }
+            };
+            values
+                .into_iter()
+                .zip(nearest)
+                .map(|(value, nearest)| FindResult {
+                    value,
+                    nearest: nearest.into_iter().map(&mut record).collect(),
+                })
+                .collect()
+        };
         unknown.sort();
         unknown.dedup();
         // Nodes whose addresses came only from libp2p (dials, identify): ask the swarm.
         if !unknown.is_empty()
             && let Ok(found) = self.inner.p2p.addresses_of(unknown.clone()).await
         {
-            for (peer, a) in unknown.into_iter().zip(found) {
-                addrs.insert(peer, a.into_iter().map(|m| m.to_vec()).collect());
+            let found: HashMap<PeerId, AddrList> = unknown
+                .into_iter()
+                .zip(found)
+                .map(|(peer, addrs)| (peer, AddrList::from_multiaddrs(&addrs)))
+                .collect();
+            for record in results.iter_mut().flat_map(|r| r.nearest.iter_mut()) {
+                if record.addrs.is_empty()
+                    && let Some(addrs) = found.get(&record.peer_id)
+                {
+                    record.addrs = addrs.clone();
+                }
             }
         }
-        let results = values
-            .into_iter()
-            .zip(nearest)
-            .map(|(value, nearest)| FindResult {
-                value,
-                nearest: nearest
-                    .into_iter()
-                    .map(|(node_id, peer)| PeerRecord {
-                        node_id,
-                        peer_id: peer.to_bytes(),
-                        addrs: addrs.get(&peer).cloned().unwrap_or_default(),
-                    })
-                    .collect(),
-            })
-            .collect();
         Ok(FindResponse {
             peer: self.node_info(),
             results,
@@ -545,6 +537,7 @@ impl DhtProtocol {
                 sent: SentCounters::default(),
                 validator: Arc::default(),
                 addrs: Mutex::default(),
+                own_addrs: Mutex::default(),
                 node_id,
                 rpc_slots: config.parallel_rpc.map(Semaphore::new),
                 config,
@@ -608,19 +601,24 @@ impl DhtProtocol {
         if self.inner.config.client_mode {
             return NodeInfo {
                 node_id: None,
-                addrs: Vec::new(),
+                addrs: AddrList::default(),
             };
         }
         NodeInfo {
             node_id: Some(self.inner.node_id),
-            addrs: self
-                .inner
-                .p2p
-                .visible_maddrs()
-                .into_iter()
-                .map(|addr| addr.to_vec())
-                .collect(),
+            addrs: self.own_addrs(),
         }
+    }
+
+    /// This node's visible addresses, re-encoded only when they change.
+    fn own_addrs(&self) -> AddrList {
+        let visible = self.inner.p2p.visible_maddrs();
+        let mut own = crate::lock(&self.inner.own_addrs);
+        if own.0 != visible {
+            own.1 = AddrList::from_multiaddrs(&visible);
+            own.0 = visible;
+        }
+        own.1.clone()
     }
 
     /// Remembers where a DHT node that contacted us listens (client-mode senders are skipped:
@@ -637,20 +635,16 @@ impl DhtProtocol {
 
     /// Records addresses of DHT nodes; returns the ones that are new, parsed, for the P2P node.
     /// The record answers find requests without a trip to the swarm task.
-    fn learn_addresses(&self, peers: Vec<(PeerId, Vec<Vec<u8>>)>) -> Vec<(PeerId, Vec<Multiaddr>)> {
+    fn learn_addresses(&self, peers: Vec<(PeerId, AddrList)>) -> Vec<(PeerId, Vec<Multiaddr>)> {
         let mut known = crate::lock(&self.inner.addrs);
         let mut new = Vec::new();
-        for (peer, mut addrs) in peers {
-            addrs.truncate(MAX_ADDRS_PER_NODE);
+        for (peer, addrs) in peers {
+            let addrs = addrs.truncated(MAX_ADDRS_PER_NODE);
             if addrs.is_empty() || known.get(&peer) == Some(&addrs) {
                 continue;
             }
-            let parsed = addrs
-                .iter()
-                .filter_map(|a| Multiaddr::try_from(a.clone()).ok())
-                .collect();
+            new.push((peer, addrs.to_multiaddrs()));
             known.insert(peer, addrs);
-            new.push((peer, parsed));
         }
         // Keep the record to about the nodes the routing table can hold.
         if known.len() > MAX_KNOWN_ADDRS {
@@ -985,10 +979,9 @@ impl DhtProtocol {
                 let nearest = result
                     .nearest
                     .into_iter()
-                    .filter_map(|record| {
-                        let peer = PeerId::from_bytes(&record.peer_id).ok()?;
-                        addresses.push((peer, record.addrs));
-                        Some((record.node_id, peer))
+                    .map(|record| {
+                        addresses.push((record.peer_id, record.addrs));
+                        (record.node_id, record.peer_id)
                     })
                     .collect();
                 // A value that fails validation counts as not found.

@@ -83,7 +83,10 @@ fn node_info() -> impl Strategy<Value = NodeInfo> {
         proptest::option::of(id()),
         proptest::collection::vec(bytes(40), 0..12),
     )
-        .prop_map(|(node_id, addrs)| NodeInfo { node_id, addrs })
+        .prop_map(|(node_id, addrs)| NodeInfo {
+            node_id,
+            addrs: dht::AddrList::new(addrs),
+        })
 }
 
 fn store_value() -> impl Strategy<Value = StoreValue> {

@@ -404,7 +404,7 @@ async fn routing_table_refresh_runs_periodically() {
                 Ok::<_, String>(FindResponse {
                     peer: NodeInfo {
                         node_id: Some(spy_id),
-                        addrs: vec![],
+                        addrs: dht::AddrList::default(),
                     },
                     results: request
                         .keys

@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub limits: Limits,
     pub pool: Pool,
     listen_addrs: RwLock<Vec<Multiaddr>>,
+    /// What [`P2P::visible_maddrs`] returns, kept up to date with `listen_addrs`: callers such as
+    /// the DHT ask for it on every request.
+    visible: RwLock<Vec<Multiaddr>>,
     closed: AtomicBool,
 }
 
@@ -51,13 +54,32 @@ impl Shared {
         let mut addrs = self.listen_addrs.write().unwrap_or_else(|e| e.into_inner());
         if !addrs.contains(&addr) {
             addrs.push(addr);
+            self.update_visible(&addrs);
         }
     }
 
     pub(crate) fn remove_listen_addr(&self, addr: &Multiaddr) {
         let mut addrs = self.listen_addrs.write().unwrap_or_else(|e| e.into_inner());
         addrs.retain(|a| a != addr);
+        self.update_visible(&addrs);
     }
+
+    /// Recomputes the visible addresses (called with the listen addresses locked, so that
+    /// concurrent updates apply in order).
+    fn update_visible(&self, listen: &[Multiaddr]) {
+        if self.config.announce_addrs.is_empty() {
+            *self.visible.write().unwrap_or_else(|e| e.into_inner()) =
+                visible(listen, self.local_peer);
+        }
+    }
+}
+
+/// `addrs`, each ending in `/p2p/<local>` (an address naming another peer is kept as it is).
+fn visible(addrs: &[Multiaddr], local: PeerId) -> Vec<Multiaddr> {
+    addrs
+        .iter()
+        .map(|addr| addr.clone().with_p2p(local).unwrap_or_else(|addr| addr))
+        .collect()
 }
 
 /// A peer-to-peer node: a cloneable handle to the task that owns the libp2p swarm.
@@ -120,6 +142,7 @@ impl P2P {
             registry: Registry::default(),
             pool: Pool::default(),
             listen_addrs: RwLock::default(),
+            visible: RwLock::new(visible(&config.announce_addrs, local_peer)),
             closed: AtomicBool::new(false),
             config,
         });
@@ -222,20 +245,8 @@ impl P2P {
     /// Addresses other nodes can use as initial peers: the announce addresses if set, else the
     /// listen addresses, each ending in `/p2p/<peer id>`.
     pub fn visible_maddrs(&self) -> Vec<Multiaddr> {
-        let shared = &self.inner.shared;
-        let addrs = if shared.config.announce_addrs.is_empty() {
-            shared
-                .listen_addrs
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-        } else {
-            shared.config.announce_addrs.clone()
-        };
-        addrs
-            .into_iter()
-            .map(|addr| addr.with_p2p(shared.local_peer).unwrap_or_else(|addr| addr))
-            .collect()
+        let visible = &self.inner.shared.visible;
+        visible.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Peers with at least one open connection.
