@@ -236,7 +236,8 @@ mod tests {
         assert_eq!(decoded.truncated(9), decoded);
         // Bytes that are no multiaddr are skipped when parsing.
         assert_eq!(decoded.to_multiaddrs(), vec![a, Multiaddr::empty(), b]);
-        assert!(AddrList::default().is_empty() && AddrList::default().len() == 0);
+        assert_eq!(AddrList::default().iter().count(), 0);
+        assert!(AddrList::default().is_empty());
     }
 
     #[test]
