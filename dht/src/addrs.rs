@@ -122,7 +122,8 @@ impl<'de> Visitor<'de> for ListVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AddrList, A::Error> {
-        let mut buf = BytesMut::new();
+        // Room for typical addresses up front; the hint comes off the wire, so it is capped.
+        let mut buf = BytesMut::with_capacity(seq.size_hint().unwrap_or(0).min(16) * 48);
         while seq.next_element_seed(Append(&mut buf))?.is_some() {}
         Ok(AddrList { buf: buf.freeze() })
     }

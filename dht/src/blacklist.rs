@@ -1,9 +1,10 @@
 //! Peers that failed to answer, banned for a while with exponential backoff.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use servicer_runtime::PeerId;
+
+use crate::FastMap;
 
 /// Bans a peer for `base_time * backoff_rate ^ failures` after each failure (hivemind's
 /// `Blacklist`); a success clears it.
@@ -11,8 +12,8 @@ use servicer_runtime::PeerId;
 pub struct Blacklist {
     base_time: Duration,
     backoff_rate: f64,
-    banned_until: HashMap<PeerId, Instant>,
-    failures: HashMap<PeerId, i32>,
+    banned_until: FastMap<PeerId, Instant>,
+    failures: FastMap<PeerId, i32>,
 }
 
 impl Blacklist {
@@ -21,8 +22,8 @@ impl Blacklist {
         Blacklist {
             base_time,
             backoff_rate,
-            banned_until: HashMap::new(),
-            failures: HashMap::new(),
+            banned_until: FastMap::default(),
+            failures: FastMap::default(),
         }
     }
 

@@ -3,15 +3,47 @@
 use std::fmt;
 
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha1::{Digest, Sha1};
 
 /// Bytes in an id.
 pub const ID_BYTES: usize = 20;
 
 /// A 160-bit id: a node's place in the keyspace, or a key's. Ordered as a big-endian integer.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+///
+/// Serialized as a byte string of 20 bytes: one copy, where an array goes through serde byte by
+/// byte (every find response carries dozens of ids).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct DhtId([u8; ID_BYTES]);
+
+impl Serialize for DhtId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DhtId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+
+        impl Visitor<'_> for IdVisitor {
+            type Value = DhtId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{ID_BYTES} bytes")
+            }
+
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<DhtId, E> {
+                v.try_into()
+                    .map(DhtId)
+                    .map_err(|_| E::invalid_length(v.len(), &self))
+            }
+        }
+
+        deserializer.deserialize_bytes(IdVisitor)
+    }
+}
 
 impl DhtId {
     /// The smallest id, 0.
@@ -286,6 +318,21 @@ mod tests {
             assert_eq!(hex::encode(key.to_msgpack()), msgpack, "{key:?}");
         }
         assert_eq!(DhtId::generate(key.clone()).to_string(), id, "{key:?}");
+    }
+
+    #[test]
+    fn serializes_as_a_byte_string_of_twenty() {
+        use servicer_runtime::codec;
+        let id = DhtId::generate("mykey");
+        let encoded = codec::encode(&id).unwrap();
+        assert_eq!(encoded.len(), 1 + ID_BYTES);
+        assert_eq!(encoded[0] as usize, ID_BYTES);
+        assert_eq!(&encoded[1..], id.to_bytes());
+        assert_eq!(codec::decode::<DhtId>(&encoded, 64).unwrap(), id);
+        for len in [0, 19, 21] {
+            let bytes = codec::encode(&serde_bytes::ByteBuf::from(vec![1u8; len])).unwrap();
+            assert!(codec::decode::<DhtId>(&bytes, 64).is_err(), "{len} bytes");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use servicer_macros::servicer;
 use servicer_runtime::{Multiaddr, P2P, PeerId, RpcContext, WireMode};
 use tokio::sync::Semaphore;
 
+use crate::FastMap;
 use crate::addrs::AddrList;
 use crate::hivemind_wire::{HivemindDhtProtocol, Remote};
 use crate::limits::{Limits, RecordId, Rejection, Writers};
@@ -180,7 +181,7 @@ const MAX_ADDRS_PER_NODE: usize = 8;
 /// Past this many recorded nodes, the records of nodes not in the routing table are dropped.
 const MAX_KNOWN_ADDRS: usize = 4096;
 
-type AddressBook = HashMap<PeerId, AddrList>;
+type AddressBook = FastMap<PeerId, AddrList>;
 
 /// What `call_find` learned about one key.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,11 +1,11 @@
 //! The routing table: k-buckets over the id space, split as hivemind splits them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use servicer_runtime::PeerId;
 
-use crate::DhtId;
 use crate::time::{DhtTime, get_dht_time};
+use crate::{DhtId, FastMap};
 
 /// One k-bucket: the nodes whose ids start with `depth` bits of `lower`.
 #[derive(Debug, Clone)]
@@ -138,8 +138,8 @@ pub struct RoutingTable {
     node_id: DhtId,
     depth_modulo: u32,
     buckets: Vec<KBucket>,
-    id_to_peer: HashMap<DhtId, PeerId>,
-    peer_to_id: HashMap<PeerId, DhtId>,
+    id_to_peer: FastMap<DhtId, PeerId>,
+    peer_to_id: FastMap<PeerId, DhtId>,
 }
 
 impl RoutingTable {
@@ -149,8 +149,8 @@ impl RoutingTable {
             node_id,
             depth_modulo: depth_modulo.max(1),
             buckets: vec![KBucket::new(DhtId::MIN, 0, bucket_size.max(1))],
-            id_to_peer: HashMap::new(),
-            peer_to_id: HashMap::new(),
+            id_to_peer: FastMap::default(),
+            peer_to_id: FastMap::default(),
         }
     }
 

@@ -2,11 +2,11 @@
 //! (subkey -> value), and [`DhtLocalStorage`], which holds either under a key.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::hash::Hash;
 
-use crate::DhtId;
 use crate::time::{DhtTime, ValueWithExpiration, get_dht_time};
+use crate::{DhtId, FastMap};
 
 /// A heap entry: when `key` expires. Stale entries (the key was re-stored since) are skipped.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ impl<K> Ord for HeapEntry<K> {
 /// and with a maximum size the soonest-expiring entries are evicted first.
 #[derive(Debug, Clone)]
 pub struct TimedStorage<K, V> {
-    data: HashMap<K, ValueWithExpiration<V>>,
+    data: FastMap<K, ValueWithExpiration<V>>,
     expirations: BinaryHeap<Reverse<HeapEntry<K>>>,
     maxsize: Option<usize>,
     frozen: bool,
@@ -52,7 +52,7 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
     /// Storage holding at most `maxsize` entries (`None`: unbounded).
     pub fn new(maxsize: Option<usize>) -> Self {
         TimedStorage {
-            data: HashMap::new(),
+            data: FastMap::default(),
             expirations: BinaryHeap::new(),
             maxsize,
             frozen: false,
@@ -628,7 +628,8 @@ mod tests {
         ) {
             let base = now();
             let mut s: TimedStorage<u8, u32> = TimedStorage::new(maxsize);
-            let mut newest: HashMap<u8, (DhtTime, u32)> = HashMap::new();
+            let mut newest: std::collections::HashMap<u8, (DhtTime, u32)> =
+                std::collections::HashMap::new();
             for (i, (key, offset, _)) in ops.iter().enumerate() {
                 let exp = base + f64::from(*offset);
                 let stored = s.store(*key, i as u32, exp);

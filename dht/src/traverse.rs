@@ -11,7 +11,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::Notify;
 
-use crate::lock;
+use crate::{FastSet, lock};
 
 /// A point of a metric keyspace: node ids and query ids alike.
 pub trait Keyspace: Copy + Eq + Hash + Ord + Send + Sync + 'static {
@@ -49,7 +49,7 @@ pub type Traversal<K> = (HashMap<K, Vec<K>>, HashMap<K, HashSet<K>>);
 struct QueryState<K: Keyspace> {
     candidates: BinaryHeap<Reverse<(K::Distance, K)>>,
     nearest: BinaryHeap<(K::Distance, K)>,
-    known: HashSet<K>,
+    known: FastSet<K>,
     visited: HashSet<K>,
     active_workers: usize,
 }
@@ -254,7 +254,7 @@ where
         let mut q = QueryState {
             candidates: BinaryHeap::new(),
             nearest: BinaryHeap::new(),
-            known: HashSet::new(),
+            known: FastSet::default(),
             visited: visited.remove(query).unwrap_or_default(),
             active_workers: 0,
         };
