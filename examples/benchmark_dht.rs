@@ -10,6 +10,8 @@
 //! `--baseline kad` runs the same workload on libp2p-kad as well (see `benchmark_dht/kad.rs`),
 //! each system in a child process of its own so that the peak RSS of one does not count for the
 //! other, and prints both with our figures as ratios to kad's; `--runs N` takes medians of N runs.
+//!
+//! The program runs on mimalloc; `--features system-allocator` runs it on the system's malloc.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,6 +30,21 @@ use tokio::sync::Mutex;
 
 #[path = "benchmark_dht/kad.rs"]
 mod kad;
+
+// Every DHT request allocates a few dozen small buffers, and tokio's two worker threads free many
+// of them on the thread that did not allocate them: glibc's malloc then takes its arena locks, and
+// this benchmark ran 1.8x longer on it than on mimalloc (libp2p-kad: 1.08x). Both systems run on
+// the same allocator here; BENCHMARKS.md has the figures with each.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator this program runs on, for the printed figures.
+const ALLOCATOR_NAME: &str = if cfg!(feature = "system-allocator") {
+    "system malloc"
+} else {
+    "mimalloc"
+};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Transport {
@@ -285,6 +302,9 @@ async fn main() {
         System::Ours => run::<DhtNode>(&args).await,
         System::Kad => run::<kad::KadPeer>(&args).await,
     };
+    if !args.json {
+        println!("Allocator: {ALLOCATOR_NAME}");
+    }
     for (name, value, line) in figures {
         if args.json {
             println!("{{\"figure\":\"{name}\",\"value\":{value:.6}}}");
@@ -338,7 +358,10 @@ fn compare(args: &Args) {
         if let Some(b) = baseline {
             header += &format!(" {:>12} {:>12}", b.name(), format!("ours/{}", b.name()));
         }
-        println!("medians of {} run(s)", args.runs.max(1));
+        println!(
+            "medians of {} run(s), allocator: {ALLOCATOR_NAME}",
+            args.runs.max(1)
+        );
         println!("{header}");
     }
     for name in &names {

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -27,11 +27,11 @@ pub struct AddrList {
 impl AddrList {
     /// A list of these addresses (their bytes), in order.
     pub fn new<A: AsRef<[u8]>>(addrs: impl IntoIterator<Item = A>) -> Self {
-        let mut buf = BytesMut::new();
+        let mut list = Builder::new();
         for addr in addrs {
-            push(&mut buf, addr.as_ref());
+            list.push(addr.as_ref());
         }
-        AddrList { buf: buf.freeze() }
+        list.finish()
     }
 
     /// The addresses of these multiaddrs.
@@ -76,10 +76,49 @@ impl AddrList {
     }
 }
 
-fn push(buf: &mut BytesMut, addr: &[u8]) {
-    // An address longer than 4 GiB cannot arrive: every message is far smaller.
-    buf.put_u32(addr.len() as u32);
-    buf.put_slice(addr);
+/// Collects a list's bytes on the stack while they fit, so that a typical list costs one
+/// allocation of exactly its size (a `BytesMut` with room to spare costs a second one to freeze).
+struct Builder {
+    stack: [u8; 256],
+    len: usize,
+    /// The bytes once they outgrew `stack` (never empty then).
+    heap: Vec<u8>,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Builder {
+            stack: [0; 256],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, addr: &[u8]) {
+        // An address longer than 4 GiB cannot arrive: every message is far smaller.
+        let len = (addr.len() as u32).to_be_bytes();
+        let end = self.len + len.len() + addr.len();
+        if self.heap.is_empty() && end <= self.stack.len() {
+            self.stack[self.len..self.len + len.len()].copy_from_slice(&len);
+            self.stack[self.len + len.len()..end].copy_from_slice(addr);
+            self.len = end;
+            return;
+        }
+        if self.heap.is_empty() {
+            self.heap.extend_from_slice(&self.stack[..self.len]);
+        }
+        self.heap.extend_from_slice(&len);
+        self.heap.extend_from_slice(addr);
+    }
+
+    fn finish(self) -> AddrList {
+        let buf = if self.heap.is_empty() {
+            Bytes::copy_from_slice(&self.stack[..self.len])
+        } else {
+            Bytes::from(self.heap)
+        };
+        AddrList { buf }
+    }
 }
 
 impl fmt::Debug for AddrList {
@@ -122,15 +161,14 @@ impl<'de> Visitor<'de> for ListVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AddrList, A::Error> {
-        // Room for typical addresses up front; the hint comes off the wire, so it is capped.
-        let mut buf = BytesMut::with_capacity(seq.size_hint().unwrap_or(0).min(16) * 48);
-        while seq.next_element_seed(Append(&mut buf))?.is_some() {}
-        Ok(AddrList { buf: buf.freeze() })
+        let mut list = Builder::new();
+        while seq.next_element_seed(Append(&mut list))?.is_some() {}
+        Ok(list.finish())
     }
 }
 
 /// Decodes one byte string straight onto the end of the list's buffer.
-struct Append<'a>(&'a mut BytesMut);
+struct Append<'a>(&'a mut Builder);
 
 impl<'de> DeserializeSeed<'de> for Append<'_> {
     type Value = ();
@@ -148,7 +186,7 @@ impl<'de> Visitor<'de> for Append<'_> {
     }
 
     fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<(), E> {
-        push(self.0, v);
+        self.0.push(v);
         Ok(())
     }
 
@@ -158,7 +196,7 @@ impl<'de> Visitor<'de> for Append<'_> {
         while let Some(byte) = seq.next_element::<u8>()? {
             addr.push(byte);
         }
-        push(self.0, &addr);
+        self.0.push(&addr);
         Ok(())
     }
 }
@@ -239,6 +277,13 @@ mod tests {
         assert_eq!(decoded.to_multiaddrs(), vec![a, Multiaddr::empty(), b]);
         assert_eq!(AddrList::default().iter().count(), 0);
         assert!(AddrList::default().is_empty());
+        // Lists past the builder's stack buffer keep every byte.
+        let long: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 40]).collect();
+        let list = AddrList::new(&long);
+        assert_eq!(list.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), long);
+        let encoded = servicer_runtime::codec::encode(&list).unwrap();
+        let decoded: AddrList = servicer_runtime::codec::decode(&encoded, 1 << 20).unwrap();
+        assert_eq!(decoded, list);
     }
 
     #[test]

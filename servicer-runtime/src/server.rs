@@ -28,8 +28,9 @@ pub(crate) type Io = Framed<BufReader<Compat<libp2p::Stream>>, FrameCodec>;
 /// (hivemind prefetches 5).
 const REQUEST_PREFETCH: usize = 8;
 
-/// Bytes of the read buffer between a stream and its frame decoder.
-const READ_BUFFER: usize = 16 << 10;
+/// Bytes of the read buffer between a stream and its frame decoder: enough for the small messages
+/// of most calls (larger ones bypass it), and small because every pooled stream keeps one.
+const READ_BUFFER: usize = 4 << 10;
 
 pub(crate) fn framed(stream: libp2p::Stream, max_message_size: usize) -> Io {
     // `Compat` zero-fills the decoder's free buffer space on every read, even reads that come
