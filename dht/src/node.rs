@@ -16,13 +16,13 @@ use tokio::task::JoinHandle;
 
 use crate::blacklist::Blacklist;
 use crate::limits::Limits;
-use crate::lock;
 use crate::protocol::{FindOutcome, ProtocolConfig, StoreItem, StoreValue, store_value};
 use crate::storage::StoredValue;
 use crate::time::{DhtTime, ValueWithExpiration, get_dht_time};
 use crate::traverse::{Answer, Keyspace, TraverseConfig, traverse};
 use crate::validation::{DhtRecord, REGULAR_SUBKEY, RecordValidator};
 use crate::{DhtError, DhtId, DhtProtocol, Key, decode_value, encode_value};
+use crate::{FastMap, lock};
 
 /// How a [`DhtNode`] is created; the defaults are hivemind's.
 #[derive(Debug, Clone)]
@@ -328,7 +328,7 @@ impl std::ops::Sub for LookupStats {
 
 /// The hop of each node one search knows of (see [`LookupStats::hops`]).
 struct Hops {
-    hop: Mutex<HashMap<DhtId, u64>>,
+    hop: Mutex<FastMap<DhtId, u64>>,
     deepest: AtomicU64,
 }
 
@@ -356,9 +356,9 @@ struct NodeInner {
     searches: AtomicU64,
     search_hops: AtomicU64,
     /// Cached keys to refresh, and when.
-    refresh_queue: Mutex<HashMap<DhtId, DhtTime>>,
+    refresh_queue: Mutex<FastMap<DhtId, DhtTime>>,
     refresh_wakeup: tokio::sync::Notify,
-    pending_gets: Mutex<HashMap<DhtId, Vec<PendingGet>>>,
+    pending_gets: Mutex<FastMap<DhtId, Vec<PendingGet>>>,
     next_get_id: std::sync::atomic::AtomicU64,
     p2p: P2P,
     protocol: DhtProtocol,

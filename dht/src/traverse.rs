@@ -11,7 +11,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::Notify;
 
-use crate::{FastSet, lock};
+use crate::{FastMap, FastSet, lock};
 
 /// A point of a metric keyspace: node ids and query ids alike.
 pub trait Keyspace: Copy + Eq + Hash + Ord + Send + Sync + 'static {
@@ -89,8 +89,8 @@ impl<K: Keyspace> QueryState<K> {
 }
 
 struct State<K: Keyspace, C> {
-    queries: HashMap<K, QueryState<K>>,
-    unfinished: HashSet<K>,
+    queries: FastMap<K, QueryState<K>>,
+    unfinished: FastSet<K>,
     nearest: HashMap<K, Vec<K>>,
     visited: HashMap<K, HashSet<K>>,
     busy_workers: usize,
@@ -240,8 +240,8 @@ where
     };
     let mut visited = visited;
     let mut state = State {
-        queries: HashMap::new(),
-        unfinished: HashSet::new(),
+        queries: FastMap::default(),
+        unfinished: FastSet::default(),
         nearest: HashMap::new(),
         visited: HashMap::new(),
         busy_workers: 0,
