@@ -94,9 +94,13 @@ impl Builder {
         }
     }
 
+    /// Appends `addr`; one longer than 4 GiB (no multiaddr is) is left out, so that every
+    /// length in the buffer is exact.
     fn push(&mut self, addr: &[u8]) {
-        // An address longer than 4 GiB cannot arrive: every message is far smaller.
-        let len = (addr.len() as u32).to_be_bytes();
+        let Ok(len) = u32::try_from(addr.len()) else {
+            return;
+        };
+        let len = len.to_be_bytes();
         let end = self.len + len.len() + addr.len();
         if self.heap.is_empty() && end <= self.stack.len() {
             self.stack[self.len..self.len + len.len()].copy_from_slice(&len);
