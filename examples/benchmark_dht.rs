@@ -33,8 +33,8 @@ mod kad;
 
 // Every DHT request allocates a few dozen small buffers, and tokio's two worker threads free many
 // of them on the thread that did not allocate them: glibc's malloc then takes its arena locks, and
-// this benchmark ran 1.8x longer on it than on mimalloc (libp2p-kad: 1.08x). Both systems run on
-// the same allocator here; BENCHMARKS.md has the figures with each.
+// this benchmark ran 1.5-1.8x longer on it than on mimalloc (libp2p-kad: 1.08x). Both systems run
+// on the same allocator here; BENCHMARKS.md has the figures with each.
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
