@@ -15,6 +15,12 @@ use clap::Parser;
 use servicer::dht::{DhtConfig, DhtNode};
 use servicer::runtime::{Multiaddr, P2PConfig, WireMode};
 
+// A DHT node frees many small buffers on another tokio worker thread than the one that allocated
+// them, which glibc's malloc serializes on its arena locks (BENCHMARKS.md, "Allocator").
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Runs a DHT node until Ctrl-C")]
 struct Args {
