@@ -291,6 +291,16 @@ mod tests {
     }
 
     #[test]
+    fn addr_list_from_a_format_that_gives_bytes_one_by_one() {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error, SeqDeserializer};
+        let plain = vec![vec![1u8, 2, 3], vec![], vec![4u8]];
+        let deserializer: SeqDeserializer<_, Error> = plain.clone().into_deserializer();
+        let list = AddrList::deserialize(deserializer).unwrap();
+        assert_eq!(list, AddrList::new(&plain));
+    }
+
+    #[test]
     fn peer_id_has_the_bytes_of_to_bytes() {
         #[derive(Serialize, Deserialize, PartialEq, Debug)]
         struct Wrapped(#[serde(with = "peer_id_bytes")] PeerId);

@@ -21,8 +21,7 @@ use crate::storage::StoredValue;
 use crate::time::{DhtTime, ValueWithExpiration, get_dht_time};
 use crate::traverse::{Answer, Keyspace, TraverseConfig, traverse};
 use crate::validation::{DhtRecord, REGULAR_SUBKEY, RecordValidator};
-use crate::{DhtError, DhtId, DhtProtocol, Key, decode_value, encode_value};
-use crate::{FastMap, lock};
+use crate::{DhtError, DhtId, DhtProtocol, FastMap, Key, decode_value, encode_value, lock};
 
 /// How a [`DhtNode`] is created; the defaults are hivemind's.
 #[derive(Debug, Clone)]

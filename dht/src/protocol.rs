@@ -421,7 +421,7 @@ impl DhtProtocol {
         if !unknown.is_empty()
             && let Ok(found) = self.inner.p2p.addresses_of(unknown.clone()).await
         {
-            let found: HashMap<PeerId, AddrList> = unknown
+            let found: FastMap<PeerId, AddrList> = unknown
                 .into_iter()
                 .zip(found)
                 .map(|(peer, addrs)| (peer, AddrList::from_multiaddrs(&addrs)))

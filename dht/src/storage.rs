@@ -428,6 +428,7 @@ impl DhtLocalStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
     use std::time::Duration;
 
     fn now() -> DhtTime {
@@ -628,8 +629,7 @@ mod tests {
         ) {
             let base = now();
             let mut s: TimedStorage<u8, u32> = TimedStorage::new(maxsize);
-            let mut newest: std::collections::HashMap<u8, (DhtTime, u32)> =
-                std::collections::HashMap::new();
+            let mut newest: HashMap<u8, (DhtTime, u32)> = HashMap::new();
             for (i, (key, offset, _)) in ops.iter().enumerate() {
                 let exp = base + f64::from(*offset);
                 let stored = s.store(*key, i as u32, exp);
