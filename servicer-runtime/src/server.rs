@@ -29,15 +29,21 @@ pub(crate) type Io = Framed<BufReader<Compat<libp2p::Stream>>, FrameCodec>;
 const REQUEST_PREFETCH: usize = 8;
 
 /// Bytes of the read buffer between a stream and its frame decoder: enough for the small messages
-/// of most calls (larger ones bypass it), and small because every pooled stream keeps one.
+/// of most calls, and small because every pooled stream keeps one.
 const READ_BUFFER: usize = 4 << 10;
+
+/// Initial capacity of the frame decoder's and encoder's buffers (both grow for larger frames).
+/// Smaller than [`READ_BUFFER`]: the `BufReader` hands reads at least its own size straight to
+/// `Compat`, which zero-fills them first, so with tokio-util's default of 8 KiB every read of a
+/// small message cleared 8 KiB.
+const FRAME_BUFFER: usize = 2 << 10;
 
 pub(crate) fn framed(stream: libp2p::Stream, max_message_size: usize) -> Io {
     // `Compat` zero-fills the decoder's free buffer space on every read, even reads that come
     // back pending (callgrind showed the memset); a BufReader reads into memory it initialized
     // once.
     let reader = BufReader::with_capacity(READ_BUFFER, stream.compat());
-    Framed::new(reader, FrameCodec::new(max_message_size))
+    Framed::with_capacity(reader, FrameCodec::new(max_message_size), FRAME_BUFFER)
 }
 
 /// Limits that apply to one call.
