@@ -7,6 +7,9 @@
 //! computed from the peers actually alive, unlike hivemind's). The peers are nodes in one process
 //! (hivemind runs one process per peer).
 //!
+//! `--scenario pair` measures single operations instead: two nodes started, then values stored
+//! through one and got (latest) through the other, one call at a time, with their p50 and p99.
+//!
 //! `--baseline kad` runs the same workload on libp2p-kad as well (see `benchmark_dht/kad.rs`),
 //! each system in a child process of its own so that the peak RSS of one does not count for the
 //! other, and prints both with our figures as ratios to kad's; `--runs N` takes medians of N runs.
@@ -50,6 +53,14 @@ const ALLOCATOR_NAME: &str = if cfg!(feature = "system-allocator") {
 enum Transport {
     Tcp,
     Memory,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scenario {
+    /// hivemind's benchmark_dht workload.
+    Swarm,
+    /// Two nodes, one operation at a time: a store through the first, a get through the second.
+    Pair,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
@@ -107,6 +118,12 @@ struct Args {
     /// Transport between the peers.
     #[arg(long, value_enum, default_value_t = Transport::Memory)]
     transport: Transport,
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Swarm)]
+    scenario: Scenario,
+    /// `--scenario pair`: how many store + get pairs to time.
+    #[arg(long, default_value_t = 2000)]
+    ops: usize,
     /// Which DHT runs the workload in this process.
     #[arg(long, value_enum, default_value_t = System::Ours)]
     system: System,
@@ -128,6 +145,10 @@ impl Args {
             Transport::Tcp => "tcp",
             Transport::Memory => "memory",
         };
+        let scenario = match self.scenario {
+            Scenario::Swarm => "swarm",
+            Scenario::Pair => "pair",
+        };
         [
             ("--num-peers", self.num_peers.to_string()),
             ("--initial-peers", self.initial_peers.to_string()),
@@ -146,6 +167,8 @@ impl Args {
             ("--latest", self.latest.to_string()),
             ("--failure-rate", self.failure_rate.to_string()),
             ("--transport", transport.to_string()),
+            ("--scenario", scenario.to_string()),
+            ("--ops", self.ops.to_string()),
         ]
         .into_iter()
         .flat_map(|(flag, value)| [flag.to_string(), value])
@@ -171,6 +194,15 @@ trait BenchPeer: Clone + Send + Sync + 'static {
         value: &str,
         expiration: f64,
     ) -> impl Future<Output = bool> + Send;
+    /// Stores the plain `value` under `key` for `expiration` seconds; true if stored.
+    fn store_value(
+        &self,
+        key: &str,
+        value: &str,
+        expiration: f64,
+    ) -> impl Future<Output = bool> + Send;
+    /// Gets the plain value under `key` (the newest one with `latest`, where the system can).
+    fn get_value(&self, key: &str, latest: bool) -> impl Future<Output = Option<String>> + Send;
     /// Gets `key`; true if it holds exactly the `expected` subkeys and values.
     fn get_all(
         &self,
@@ -207,6 +239,21 @@ impl BenchPeer for DhtNode {
             DhtNode::store(self, key, value, exp, Some(Key::from(subkey))).await,
             Ok(true)
         )
+    }
+
+    async fn store_value(&self, key: &str, value: &str, expiration: f64) -> bool {
+        let exp = get_dht_time() + expiration;
+        matches!(DhtNode::store(self, key, value, exp, None).await, Ok(true))
+    }
+
+    async fn get_value(&self, key: &str, latest: bool) -> Option<String> {
+        match self.get::<String>(key, latest).await {
+            Ok(Some(found)) => match found.value {
+                DhtValue::Regular(value) => Some(value),
+                DhtValue::Dictionary(_) => None,
+            },
+            _ => None,
+        }
     }
 
     async fn get_all(&self, key: &str, expected: &HashMap<String, String>, latest: bool) -> bool {
@@ -298,15 +345,25 @@ async fn main() {
         compare(&args);
         return;
     }
-    let figures = match args.system {
-        System::Ours => run::<DhtNode>(&args).await,
-        System::Kad => run::<kad::KadPeer>(&args).await,
-    };
-    if !args.json {
+    // The workload runs in a spawned task, as an application's would: `block_on`'s thread is not
+    // one of the runtime's workers, and a caller there pays a cross-thread wake-up per call.
+    let (scenario, system, json) = (args.scenario, args.system, args.json);
+    let args = Arc::new(args);
+    let figures = tokio::spawn(async move {
+        match (scenario, system) {
+            (Scenario::Swarm, System::Ours) => run::<DhtNode>(&args).await,
+            (Scenario::Swarm, System::Kad) => run::<kad::KadPeer>(&args).await,
+            (Scenario::Pair, System::Ours) => run_pair::<DhtNode>(&args).await,
+            (Scenario::Pair, System::Kad) => run_pair::<kad::KadPeer>(&args).await,
+        }
+    })
+    .await
+    .expect("the workload runs to its end");
+    if !json {
         println!("Allocator: {ALLOCATOR_NAME}");
     }
     for (name, value, line) in figures {
-        if args.json {
+        if json {
             println!("{{\"figure\":\"{name}\",\"value\":{value:.6}}}");
         } else {
             println!("{line}");
@@ -406,15 +463,106 @@ fn parse_figure(line: &str) -> Option<(String, f64)> {
     Some((name.to_string(), value.parse().ok()?))
 }
 
-/// Runs the workload on peers of type `P`; returns (figure name, value, hivemind-style line).
-async fn run<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)> {
-    let mut rng = StdRng::seed_from_u64(args.random_seed);
-    let listen: Multiaddr = match args.transport {
+/// The address a peer listens on for `--transport`.
+fn listen_addr(transport: Transport) -> Multiaddr {
+    match transport {
         Transport::Tcp => "/ip4/127.0.0.1/tcp/0",
         Transport::Memory => "/memory/0",
     }
     .parse()
-    .expect("valid address");
+    .expect("valid address")
+}
+
+/// The value at fraction `p` of sorted `times`, in milliseconds.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// `--scenario pair`: two peers started (the second bootstrapping from the first), then `--ops`
+/// times a fresh key stored through the first and got through the second, one call at a time.
+async fn run_pair<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)> {
+    let listen = listen_addr(args.transport);
+    let wait_timeout = Duration::from_secs_f64(args.wait_timeout);
+    let setup = Instant::now();
+    let first = P::start(listen.clone(), Vec::new(), wait_timeout).await;
+    let second = P::start(listen, first.addrs(), wait_timeout).await;
+    let setup_time = setup.elapsed().as_secs_f64();
+
+    let mut rng = StdRng::seed_from_u64(args.random_seed);
+    let (mut store_times, mut get_times) = (Vec::new(), Vec::new());
+    let (mut stored, mut got) = (0usize, 0usize);
+    let both = [first.clone(), second.clone()];
+    // Requests both peers sent during the stores and during the gets, where the system counts.
+    let (mut store_requests, mut get_requests) = (Some(0), Some(0));
+    let add = |total: &mut Option<u64>, before: Option<u64>| {
+        *total = total
+            .zip(requests_sent(&both).zip(before))
+            .map(|(t, (after, before))| t + after - before);
+    };
+    for _ in 0..args.ops {
+        let (key, value) = (hex_token(&mut rng), hex_token(&mut rng));
+        let before = requests_sent(&both);
+        let t = Instant::now();
+        stored += usize::from(first.store_value(&key, &value, args.expiration).await);
+        store_times.push(t.elapsed());
+        add(&mut store_requests, before);
+        let before = requests_sent(&both);
+        let t = Instant::now();
+        let found = second.get_value(&key, args.latest).await;
+        get_times.push(t.elapsed());
+        add(&mut get_requests, before);
+        got += usize::from(found.as_deref() == Some(value.as_str()));
+    }
+    store_times.sort();
+    get_times.sort();
+    let rate = |ok: usize| 100.0 * ok as f64 / args.ops.max(1) as f64;
+    let mut figures = vec![(
+        "two peers started",
+        setup_time,
+        format!("Started two peers in {setup_time:.4} sec."),
+    )];
+    for (name, times, p) in [
+        ("store p50 ms", &store_times, 0.5),
+        ("store p99 ms", &store_times, 0.99),
+        ("get p50 ms", &get_times, 0.5),
+        ("get p99 ms", &get_times, 0.99),
+    ] {
+        let ms = percentile_ms(times, p);
+        figures.push((name, ms, format!("{name}: {ms:.3}")));
+    }
+    for (name, requests) in [
+        ("requests per store", store_requests),
+        ("requests per get", get_requests),
+    ] {
+        if let Some(n) = requests {
+            let per_op = n as f64 / args.ops.max(1) as f64;
+            figures.push((name, per_op, format!("{name}: {per_op:.2}")));
+        }
+    }
+    figures.push((
+        "store success rate",
+        rate(stored),
+        format!(
+            "Store success rate: {:.1}% ({stored}/{})",
+            rate(stored),
+            args.ops
+        ),
+    ));
+    figures.push((
+        "get success rate",
+        rate(got),
+        format!("Get success rate: {:.1}% ({got}/{})", rate(got), args.ops),
+    ));
+    first.shutdown().await;
+    second.shutdown().await;
+    figures
+}
+
+/// Runs the workload on peers of type `P`; returns (figure name, value, hivemind-style line).
+async fn run<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)> {
+    let mut rng = StdRng::seed_from_u64(args.random_seed);
+    let listen = listen_addr(args.transport);
     let wait_timeout = Duration::from_secs_f64(args.wait_timeout);
 
     let setup = Instant::now();

@@ -241,8 +241,13 @@ impl BenchPeer for KadPeer {
     }
 
     async fn store(&self, key: &str, subkey: &str, value: &str, expiration: f64) -> bool {
+        self.store_value(&format!("{key}/{subkey}"), value, expiration)
+            .await
+    }
+
+    async fn store_value(&self, key: &str, value: &str, expiration: f64) -> bool {
         let expires = Instant::now() + Duration::from_secs_f64(expiration);
-        let (key, value) = (format!("{key}/{subkey}"), value.as_bytes().to_vec());
+        let (key, value) = (key.to_string(), value.as_bytes().to_vec());
         self.call(|reply| Command::Put {
             key,
             value,
@@ -251,6 +256,12 @@ impl BenchPeer for KadPeer {
         })
         .await
         .unwrap_or(false)
+    }
+
+    async fn get_value(&self, key: &str, _latest: bool) -> Option<String> {
+        let key = key.to_string();
+        let found = self.call(|reply| Command::Get { key, reply }).await??;
+        String::from_utf8(found).ok()
     }
 
     async fn get_all(&self, key: &str, expected: &HashMap<String, String>, _latest: bool) -> bool {
