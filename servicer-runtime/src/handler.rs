@@ -1,6 +1,5 @@
 //! Handlers: the kinds of call, type-erased handler values, interceptors and the registry.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -12,7 +11,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::server::{self, CallOutcome, ServerCall};
-use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
+use crate::{FastMap, RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// A type that can travel as a request or response.
 pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
@@ -356,7 +355,7 @@ pub(crate) struct Entry {
 /// Handlers by handle name; read on every inbound call, written on (un)registration.
 #[derive(Default)]
 pub(crate) struct Registry {
-    entries: RwLock<HashMap<String, Arc<Entry>>>,
+    entries: RwLock<FastMap<String, Arc<Entry>>>,
     /// The libp2p protocols of the hivemind-wire handlers (`PREFIX ++ name`, see
     /// [`crate::hivemind::muxer`]), rebuilt on every change: connections ask for it on every poll.
     proto_protocols: RwLock<Arc<Vec<libp2p::StreamProtocol>>>,
@@ -404,7 +403,7 @@ impl Registry {
             .clone()
     }
 
-    fn rebuild_protocols(&self, entries: &HashMap<String, Arc<Entry>>) {
+    fn rebuild_protocols(&self, entries: &FastMap<String, Arc<Entry>>) {
         let protocols = entries
             .values()
             .filter(|entry| entry.handler.is_proto())

@@ -1,12 +1,11 @@
 //! Concurrency limits: inbound calls (per peer and in total) and outbound streams per peer.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use libp2p::PeerId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{P2PConfig, RpcError};
+use crate::{FastMap, P2PConfig, RpcError};
 
 /// Permits held while an inbound call runs.
 pub(crate) struct InboundPermits {
@@ -18,8 +17,8 @@ pub(crate) struct Limits {
     inbound_total: Arc<Semaphore>,
     inbound_per_peer: usize,
     outbound_per_peer: usize,
-    inbound: Mutex<HashMap<PeerId, Arc<Semaphore>>>,
-    outbound: Mutex<HashMap<PeerId, Arc<Semaphore>>>,
+    inbound: Mutex<FastMap<PeerId, Arc<Semaphore>>>,
+    outbound: Mutex<FastMap<PeerId, Arc<Semaphore>>>,
 }
 
 impl Limits {
@@ -34,7 +33,7 @@ impl Limits {
     }
 
     fn semaphore(
-        map: &Mutex<HashMap<PeerId, Arc<Semaphore>>>,
+        map: &Mutex<FastMap<PeerId, Arc<Semaphore>>>,
         peer: PeerId,
         size: usize,
     ) -> Arc<Semaphore> {

@@ -1,12 +1,12 @@
 //! Idle streams kept per peer so that unary calls reuse them instead of negotiating a new stream.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use libp2p::swarm::ConnectionId;
 
+use crate::FastMap;
 use crate::server::Io;
 
 /// At most this many idle streams are kept per peer; more are closed.
@@ -25,7 +25,7 @@ struct Idle {
 
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<PeerId, Vec<Idle>>>,
+    idle: Mutex<FastMap<PeerId, Vec<Idle>>>,
 }
 
 impl Pool {
