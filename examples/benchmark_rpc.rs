@@ -10,7 +10,7 @@
 //! exits when its standard input closes; the child is killed when we finish, also on error.
 //!
 //! ```text
-//! cargo run --release --example benchmark_rpc [-- --mode in-process --runtime current-thread --json]
+//! cargo run --release --example benchmark_rpc [-- --mode in-process --runtime current-thread --runs 3 --json]
 //! cargo run --release --example benchmark_rpc -- --serve [--listen-ip IP]  # prints ADDRS
 //! cargo run --release --example benchmark_rpc -- --connect "ADDRS"          # measures them
 //! ```
@@ -46,6 +46,9 @@ struct Args {
     /// Responses in the server-streaming test.
     #[arg(long, default_value_t = 10_000)]
     stream_messages: u64,
+    /// Measure this many times (over the same connections) and print the medians.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
     /// Print one JSON object per figure instead of a table.
     #[arg(long)]
     json: bool,
@@ -824,15 +827,23 @@ impl Row {
 
 async fn measure_all(args: &Args, addrs: &ServerAddrs) -> Vec<Row> {
     let (targets, client, generated) = targets(addrs).await;
-    let ([o, a, b], g50) = measure(&targets, &generated, args).await;
+    let mut runs = Vec::with_capacity(args.runs.max(1));
+    for _ in 0..args.runs.max(1) {
+        runs.push(measure(&targets, &generated, args).await);
+    }
     client.shutdown().await;
 
+    let median = |value: &dyn Fn(&([Measured; 3], f64)) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(value).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
     let row = |name, unit, f: fn(&Measured) -> f64, latency| Row {
         name,
         unit,
-        ours: f(&o),
-        tcp: Some(f(&a)),
-        raw: Some(f(&b)),
+        ours: median(&|(m, _)| f(&m[0])),
+        tcp: Some(median(&|(m, _)| f(&m[1]))),
+        raw: Some(median(&|(m, _)| f(&m[2]))),
         latency,
     };
     vec![
@@ -867,7 +878,7 @@ async fn measure_all(args: &Args, addrs: &ServerAddrs) -> Vec<Row> {
         Row {
             name: "#[servicer] stub unary p50",
             unit: "us",
-            ours: g50,
+            ours: median(&|(_, g50)| *g50),
             tcp: None,
             raw: None,
             latency: true,
