@@ -8,19 +8,11 @@
 #   - a mixed swarm of 3 Python and 3 Rust DHT nodes where every node gets every key.
 #
 # Usage: bash scripts/interop-hivemind.sh
-# Env:   HIVEMIND_VENV        venv to use or create (default: .venv-hivemind in the repo)
-#        HIVEMIND_CONSTRAINTS pip constraints for the install (default: scripts/hivemind-constraints.txt,
-#                             the versions hivemind 1.1.12 was last installed and tested with)
-# Creating the venv runs `pip install hivemind==1.1.12`, which pulls torch (about 5.6 GB,
-# a few minutes). Not part of `cargo test`.
+# Env:   HIVEMIND_VENV, HIVEMIND_CONSTRAINTS (see scripts/hivemind-venv.sh). The first run makes a
+# venv with hivemind 1.1.12 (about 5.6 GB, a few minutes). Not part of `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${HIVEMIND_VENV:-$PWD/.venv-hivemind}"
-if ! "$VENV/bin/python" -c 'import hivemind, sys; sys.exit(hivemind.__version__ != "1.1.12")' 2>/dev/null; then
-    echo "== creating $VENV with hivemind 1.1.12"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install hivemind==1.1.12 -c "${HIVEMIND_CONSTRAINTS:-scripts/hivemind-constraints.txt}"
-fi
+source scripts/hivemind-venv.sh
 echo "== building the Rust side"
 cargo build --workspace --example hivemind_interop --example dht_node --example dht_client
 BINS="$(cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/examples"
