@@ -33,6 +33,9 @@ use tokio::sync::Mutex;
 
 #[path = "benchmark_dht/kad.rs"]
 mod kad;
+#[path = "shared/runtime.rs"]
+mod runtime;
+use runtime::Runtime;
 
 // Every DHT request allocates a few dozen small buffers, and tokio's two worker threads free many
 // of them on the thread that did not allocate them: glibc's malloc then takes its arena locks, and
@@ -118,6 +121,9 @@ struct Args {
     /// Transport between the peers.
     #[arg(long, value_enum, default_value_t = Transport::Memory)]
     transport: Transport,
+    /// The tokio runtime the peers run on (both systems alike).
+    #[arg(long, value_enum, default_value_t = Runtime::MultiThread)]
+    runtime: Runtime,
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Scenario::Swarm)]
     scenario: Scenario,
@@ -168,6 +174,7 @@ impl Args {
             ("--failure-rate", self.failure_rate.to_string()),
             ("--transport", transport.to_string()),
             ("--scenario", scenario.to_string()),
+            ("--runtime", self.runtime.name().to_string()),
             ("--ops", self.ops.to_string()),
         ]
         .into_iter()
@@ -338,16 +345,20 @@ impl<P: BenchPeer> NodeKiller<P> {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = Args::parse();
     if args.baseline.is_some() || args.runs > 1 {
         compare(&args);
         return;
     }
+    args.runtime.build().block_on(run_here(args));
+}
+
+/// Runs `--scenario` on `--system` in this process and prints its figures.
+async fn run_here(args: Args) {
     // The workload runs in a spawned task, as an application's would: `block_on`'s thread is not
     // one of the runtime's workers, and a caller there pays a cross-thread wake-up per call.
-    let (scenario, system, json) = (args.scenario, args.system, args.json);
+    let (scenario, system, json, runtime) = (args.scenario, args.system, args.json, args.runtime);
     let args = Arc::new(args);
     let figures = tokio::spawn(async move {
         match (scenario, system) {
@@ -360,7 +371,7 @@ async fn main() {
     .await
     .expect("the workload runs to its end");
     if !json {
-        println!("Allocator: {ALLOCATOR_NAME}");
+        println!("Allocator: {ALLOCATOR_NAME}, {} runtime", runtime.name());
     }
     for (name, value, line) in figures {
         if json {
@@ -416,8 +427,9 @@ fn compare(args: &Args) {
             header += &format!(" {:>12} {:>12}", b.name(), format!("ours/{}", b.name()));
         }
         println!(
-            "medians of {} run(s), allocator: {ALLOCATOR_NAME}",
-            args.runs.max(1)
+            "medians of {} run(s), allocator: {ALLOCATOR_NAME}, {} runtime",
+            args.runs.max(1),
+            args.runtime.name()
         );
         println!("{header}");
     }

@@ -33,6 +33,10 @@ use servicer::servicer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
+#[path = "shared/runtime.rs"]
+mod runtime;
+use runtime::Runtime;
+
 #[derive(Parser, Clone)]
 #[command(
     about = "Measures RPC latency and throughput between two nodes on loopback, beside a \
@@ -69,23 +73,6 @@ struct Args {
     connect: Option<String>,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Runtime {
-    /// tokio's default: a worker thread per core; every hop between tasks may wake a thread.
-    MultiThread,
-    /// One thread: no cross-thread wake-ups.
-    CurrentThread,
-}
-
-impl Runtime {
-    fn name(self) -> &'static str {
-        match self {
-            Runtime::MultiThread => "multi-thread",
-            Runtime::CurrentThread => "current-thread",
-        }
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Mode {
     /// Servers and callers in this process.
@@ -98,15 +85,7 @@ enum Mode {
 
 fn main() {
     let args = Args::parse();
-    let runtime = match args.runtime {
-        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-    }
-    .expect("tokio runtime");
+    let runtime = args.runtime.build();
     if args.serve {
         runtime.block_on(serve(args.listen_ip));
     } else {
@@ -677,11 +656,7 @@ async fn run_concurrent(callers: Vec<Caller>, calls: usize) -> (Vec<Caller>, Dur
 }
 
 /// Measures the three systems; also returns the generated stub's unary p50.
-async fn measure(
-    targets: &[Target; 3],
-    generated: &SquarerStub,
-    args: &Args,
-) -> ([Measured; 3], f64) {
+async fn measure(targets: &[Target; 3], generated: &SquarerStub, args: &Args) -> Run {
     let mut m = [Measured::default(); 3];
     let mut callers = Vec::with_capacity(3);
     for target in targets {
@@ -825,6 +800,9 @@ impl Row {
     }
 }
 
+/// One measurement: ours, (a) and (b), and the generated stub's unary p50.
+type Run = ([Measured; 3], f64);
+
 async fn measure_all(args: &Args, addrs: &ServerAddrs) -> Vec<Row> {
     let (targets, client, generated) = targets(addrs).await;
     let mut runs = Vec::with_capacity(args.runs.max(1));
@@ -833,7 +811,7 @@ async fn measure_all(args: &Args, addrs: &ServerAddrs) -> Vec<Row> {
     }
     client.shutdown().await;
 
-    let median = |value: &dyn Fn(&([Measured; 3], f64)) -> f64| {
+    let median = |value: &dyn Fn(&Run) -> f64| {
         let mut values: Vec<f64> = runs.iter().map(value).collect();
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
