@@ -35,6 +35,7 @@ mod pool;
 mod routing;
 mod server;
 mod stream;
+mod stream_io;
 mod stub;
 mod swarm;
 

@@ -12,38 +12,32 @@ use bytes::Bytes;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use libp2p::PeerId;
-use tokio::io::BufReader;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
-use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
 use crate::frame::{CallHeader, Frame, FrameCodec, FrameKind, Out, WireError};
 use crate::p2p::Shared;
+use crate::stream_io::StreamIo;
 use crate::{Message, RequestStream, ResponseStream, RpcContext, RpcError, codec};
 
 /// A libp2p stream with our framing.
-pub(crate) type Io = Framed<BufReader<Compat<libp2p::Stream>>, FrameCodec>;
+pub(crate) type Io = Framed<StreamIo<libp2p::Stream>, FrameCodec>;
 
 /// How many decoded-but-unconsumed requests a stream-input handler may have queued
 /// (hivemind prefetches 5).
 const REQUEST_PREFETCH: usize = 8;
 
-/// Bytes of the read buffer between a stream and its frame decoder: enough for the small messages
-/// of most calls, and small because every pooled stream keeps one.
-const READ_BUFFER: usize = 4 << 10;
-
-/// Initial capacity of the frame decoder's and encoder's buffers (both grow for larger frames).
-/// Smaller than [`READ_BUFFER`]: the `BufReader` hands reads at least its own size straight to
-/// `Compat`, which zero-fills them first, so with tokio-util's default of 8 KiB every read of a
-/// small message cleared 8 KiB.
+/// Initial capacity of the frame decoder's and encoder's buffers: enough for the small messages of
+/// most calls (both grow for larger frames), and small because every pooled stream keeps them
+/// (tokio-util's default is 8 KiB each).
 const FRAME_BUFFER: usize = 2 << 10;
 
 pub(crate) fn framed(stream: libp2p::Stream, max_message_size: usize) -> Io {
-    // `Compat` zero-fills the decoder's free buffer space on every read, even reads that come
-    // back pending (callgrind showed the memset); a BufReader reads into memory it initialized
-    // once.
-    let reader = BufReader::with_capacity(READ_BUFFER, stream.compat());
-    Framed::with_capacity(reader, FrameCodec::new(max_message_size), FRAME_BUFFER)
+    Framed::with_capacity(
+        StreamIo::new(stream),
+        FrameCodec::new(max_message_size),
+        FRAME_BUFFER,
+    )
 }
 
 /// Limits that apply to one call.

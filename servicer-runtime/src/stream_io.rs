@@ -1,0 +1,105 @@
+//! A libp2p stream (futures' I/O traits) as tokio's, for the frame codec.
+//!
+//! futures' `poll_read` takes an initialized slice, so tokio-util's `Compat` zero-fills the
+//! caller's free buffer space before every read: the frame decoder's buffer, which grows to the
+//! largest message a stream has carried and stays that large while the stream is pooled, was
+//! cleared on every read (after one 1 MiB call, a small unary call took twice as long).
+//! [`StreamIo`] reads into memory it initialized once and copies only the bytes that arrived.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::ReadBuf;
+
+/// The most one read takes; the scratch buffer grows to the largest read, up to this.
+const MAX_READ: usize = 64 << 10;
+
+/// tokio's I/O traits over a futures I/O stream, reading through a reused initialized buffer.
+pub(crate) struct StreamIo<S> {
+    inner: S,
+    /// Initialized once (when it grows); holds no data between reads.
+    scratch: Vec<u8>,
+}
+
+impl<S> StreamIo<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        StreamIo {
+            inner,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl<S: futures::AsyncRead + Unpin> tokio::io::AsyncRead for StreamIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let want = buf.remaining().min(MAX_READ);
+        if want == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if this.scratch.len() < want {
+            this.scratch.resize(want, 0);
+        }
+        let n = ready!(Pin::new(&mut this.inner).poll_read(cx, &mut this.scratch[..want]))?;
+        buf.put_slice(&this.scratch[..n]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: futures::AsyncWrite + Unpin> tokio::io::AsyncWrite for StreamIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::io::Cursor;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn reads_everything_in_pieces_of_any_size() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut io = StreamIo::new(Cursor::new(data.clone()));
+        let mut out = Vec::new();
+        let mut piece = vec![0u8; 3];
+        // Small reads, then one larger than MAX_READ, then the rest.
+        for _ in 0..10 {
+            let n = io.read(&mut piece).await.expect("read");
+            out.extend_from_slice(&piece[..n]);
+        }
+        let mut big = vec![0u8; MAX_READ * 2];
+        let n = io.read(&mut big).await.expect("read");
+        assert!(n <= MAX_READ, "one read takes at most MAX_READ, took {n}");
+        out.extend_from_slice(&big[..n]);
+        io.read_to_end(&mut out).await.expect("read to end");
+        assert_eq!(out, data);
+        assert!(io.scratch.len() <= MAX_READ);
+    }
+}
