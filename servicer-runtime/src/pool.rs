@@ -40,7 +40,8 @@ impl Pool {
         stream
     }
 
-    pub(crate) fn put(&self, peer: PeerId, stream: PooledStream) {
+    pub(crate) fn put(&self, peer: PeerId, mut stream: PooledStream) {
+        crate::server::shrink_buffers(&mut stream.io);
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let streams = idle.entry(peer).or_default();
         if streams.len() < MAX_IDLE_PER_PEER {

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use libp2p::PeerId;
@@ -38,6 +38,22 @@ pub(crate) fn framed(stream: libp2p::Stream, max_message_size: usize) -> Io {
         FrameCodec::new(max_message_size),
         FRAME_BUFFER,
     )
+}
+
+/// Buffers larger than this are given back once the call that grew them is over.
+const KEEP_BUFFER: usize = 16 << 10;
+
+/// Gives back what a large message made a stream's buffers grow to, so that an idle stream (one
+/// of up to 64 pooled per peer, or a server waiting for the next call) keeps only small ones.
+pub(crate) fn shrink_buffers(io: &mut Io) {
+    fn shrink(buffer: &mut BytesMut) {
+        if buffer.capacity() > KEEP_BUFFER && buffer.is_empty() {
+            *buffer = BytesMut::with_capacity(FRAME_BUFFER);
+        }
+    }
+    shrink(io.read_buffer_mut());
+    shrink(io.write_buffer_mut());
+    io.get_mut().shrink(KEEP_BUFFER);
 }
 
 /// Limits that apply to one call.
@@ -127,7 +143,10 @@ pub(crate) async fn serve_stream(stream: libp2p::Stream, remote: PeerId, shared:
             interceptor.after(&ctx, outcome.ok, started.elapsed());
         }
         match outcome.io {
-            Some(back) => io = back,
+            Some(back) => {
+                io = back;
+                shrink_buffers(&mut io);
+            }
             None => return,
         }
     }

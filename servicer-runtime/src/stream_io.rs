@@ -29,6 +29,13 @@ impl<S> StreamIo<S> {
             scratch: Vec::new(),
         }
     }
+
+    /// Frees the scratch buffer if it grew past `keep` bytes.
+    pub(crate) fn shrink(&mut self, keep: usize) {
+        if self.scratch.len() > keep {
+            self.scratch = Vec::new();
+        }
+    }
 }
 
 impl<S: futures::AsyncRead + Unpin> tokio::io::AsyncRead for StreamIo<S> {
@@ -101,5 +108,10 @@ mod tests {
         io.read_to_end(&mut out).await.expect("read to end");
         assert_eq!(out, data);
         assert!(io.scratch.len() <= MAX_READ);
+        io.shrink(MAX_READ / 4);
+        assert!(
+            io.scratch.is_empty(),
+            "a grown scratch buffer is given back"
+        );
     }
 }
