@@ -26,6 +26,9 @@ run dht-memory "$bin/benchmark_dht" --baseline kad --runs 3
 run dht-tcp "$bin/benchmark_dht" --baseline kad --runs 3 --transport tcp
 run dht-pair-tcp "$bin/benchmark_dht" --scenario pair --baseline kad --runs 3 --transport tcp
 run dht-pair-memory "$bin/benchmark_dht" --scenario pair --baseline kad --runs 3
+run dht-pair-tcp-current-thread "$bin/benchmark_dht" --scenario pair --baseline kad --runs 3 \
+    --transport tcp --runtime current-thread
+run dht-memory-current-thread "$bin/benchmark_dht" --baseline kad --runs 3 --runtime current-thread
 run lookup "$bin/benchmark_lookup"
 if [ "${1:-}" = "--with-1000" ]; then
     run dht-1000 "$bin/benchmark_dht" --num-peers 1000
