@@ -35,7 +35,10 @@ use tokio::sync::Mutex;
 mod kad;
 #[path = "shared/runtime.rs"]
 mod runtime;
+#[path = "shared/stats.rs"]
+mod stats;
 use runtime::Runtime;
+use stats::{median, percentile};
 
 // Every DHT request allocates a few dozen small buffers, and tokio's two worker threads free many
 // of them on the thread that did not allocate them: glibc's malloc then takes its arena locks, and
@@ -147,14 +150,10 @@ struct Args {
 impl Args {
     /// The workload's flags, to run it again in a child process.
     fn workload_flags(&self) -> Vec<String> {
-        let transport = match self.transport {
-            Transport::Tcp => "tcp",
-            Transport::Memory => "memory",
-        };
-        let scenario = match self.scenario {
-            Scenario::Swarm => "swarm",
-            Scenario::Pair => "pair",
-        };
+        fn name(value: impl ValueEnum) -> String {
+            let value = value.to_possible_value().expect("no variant is skipped");
+            value.get_name().to_string()
+        }
         [
             ("--num-peers", self.num_peers.to_string()),
             ("--initial-peers", self.initial_peers.to_string()),
@@ -172,9 +171,9 @@ impl Args {
             ("--expiration", self.expiration.to_string()),
             ("--latest", self.latest.to_string()),
             ("--failure-rate", self.failure_rate.to_string()),
-            ("--transport", transport.to_string()),
-            ("--scenario", scenario.to_string()),
-            ("--runtime", self.runtime.name().to_string()),
+            ("--transport", name(self.transport)),
+            ("--scenario", name(self.scenario)),
+            ("--runtime", name(self.runtime)),
             ("--ops", self.ops.to_string()),
         ]
         .into_iter()
@@ -415,11 +414,8 @@ fn compare(args: &Args) {
             }
         }
     }
-    let median = |system: System, name: &str| {
-        let mut v = values.get(&(system, name.to_string()))?.clone();
-        v.sort_by(f64::total_cmp);
-        Some(v[v.len() / 2])
-    };
+    let median =
+        |system: System, name: &str| Some(median(values.get(&(system, name.to_string()))?.clone()));
     let baseline = systems.get(1).copied();
     if !args.json {
         let mut header = format!("{:<26} {:>12}", "figure", "ours");
@@ -485,10 +481,31 @@ fn listen_addr(transport: Transport) -> Multiaddr {
     .expect("valid address")
 }
 
-/// The value at fraction `p` of sorted `times`, in milliseconds.
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
-    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+/// A success-rate figure: `ok` of `total`, as hivemind prints it under `label`.
+fn success_rate(
+    name: &'static str,
+    label: &str,
+    ok: usize,
+    total: usize,
+) -> (&'static str, f64, String) {
+    let rate = 100.0 * ok as f64 / total.max(1) as f64;
+    (name, rate, format!("{label}: {rate:.1}% ({ok}/{total})"))
+}
+
+/// Runs `op` and returns its output, how long it took and the requests `peers` sent meanwhile
+/// (where the system counts them).
+async fn timed<P: BenchPeer, T>(
+    peers: &[P],
+    op: impl Future<Output = T>,
+) -> (T, Duration, Option<u64>) {
+    let before = requests_sent(peers);
+    let started = Instant::now();
+    let out = op.await;
+    let took = started.elapsed();
+    let sent = requests_sent(peers)
+        .zip(before)
+        .map(|(after, before)| after - before);
+    (out, took, sent)
 }
 
 /// `--scenario pair`: two peers started (the second bootstrapping from the first), then `--ops`
@@ -507,28 +524,20 @@ async fn run_pair<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)>
     let both = [first.clone(), second.clone()];
     // Requests both peers sent during the stores and during the gets, where the system counts.
     let (mut store_requests, mut get_requests) = (Some(0), Some(0));
-    let add = |total: &mut Option<u64>, before: Option<u64>| {
-        *total = total
-            .zip(requests_sent(&both).zip(before))
-            .map(|(t, (after, before))| t + after - before);
-    };
     for _ in 0..args.ops {
         let (key, value) = (hex_token(&mut rng), hex_token(&mut rng));
-        let before = requests_sent(&both);
-        let t = Instant::now();
-        stored += usize::from(first.store_value(&key, &value, args.expiration).await);
-        store_times.push(t.elapsed());
-        add(&mut store_requests, before);
-        let before = requests_sent(&both);
-        let t = Instant::now();
-        let found = second.get_value(&key, args.latest).await;
-        get_times.push(t.elapsed());
-        add(&mut get_requests, before);
+        let store = first.store_value(&key, &value, args.expiration);
+        let (ok, took, sent) = timed(&both, store).await;
+        stored += usize::from(ok);
+        store_times.push(took);
+        store_requests = store_requests.zip(sent).map(|(a, b)| a + b);
+        let (found, took, sent) = timed(&both, second.get_value(&key, args.latest)).await;
         got += usize::from(found.as_deref() == Some(value.as_str()));
+        get_times.push(took);
+        get_requests = get_requests.zip(sent).map(|(a, b)| a + b);
     }
     store_times.sort();
     get_times.sort();
-    let rate = |ok: usize| 100.0 * ok as f64 / args.ops.max(1) as f64;
     let mut figures = vec![(
         "two peers started",
         setup_time,
@@ -540,7 +549,7 @@ async fn run_pair<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)>
         ("get p50 ms", &get_times, 0.5),
         ("get p99 ms", &get_times, 0.99),
     ] {
-        let ms = percentile_ms(times, p);
+        let ms = percentile(times, p).as_secs_f64() * 1e3;
         figures.push((name, ms, format!("{name}: {ms:.3}")));
     }
     for (name, requests) in [
@@ -552,19 +561,17 @@ async fn run_pair<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)>
             figures.push((name, per_op, format!("{name}: {per_op:.2}")));
         }
     }
-    figures.push((
+    figures.push(success_rate(
         "store success rate",
-        rate(stored),
-        format!(
-            "Store success rate: {:.1}% ({stored}/{})",
-            rate(stored),
-            args.ops
-        ),
+        "Store success rate",
+        stored,
+        args.ops,
     ));
-    figures.push((
+    figures.push(success_rate(
         "get success rate",
-        rate(got),
-        format!("Get success rate: {:.1}% ({got}/{})", rate(got), args.ops),
+        "Get success rate",
+        got,
+        args.ops,
     ));
     first.shutdown().await;
     second.shutdown().await;
@@ -734,22 +741,13 @@ async fn run<P: BenchPeer>(args: &Args) -> Vec<(&'static str, f64, String)> {
             total_time,
             format!("Total benchmark time: {total_time:.5} sec."),
         ),
-        (
+        success_rate(
             "store success rate",
-            100.0 * stored as f64 / total_stores as f64,
-            format!(
-                "Store success rate: {:.1}% ({stored}/{total_stores})",
-                100.0 * stored as f64 / total_stores as f64
-            ),
+            "Store success rate",
+            stored,
+            total_stores,
         ),
-        (
-            "get success rate",
-            100.0 * got as f64 / total_gets as f64,
-            format!(
-                "Get success rate: {:.1}% ({got}/{total_gets})",
-                100.0 * got as f64 / total_gets as f64
-            ),
-        ),
+        success_rate("get success rate", "Get success rate", got, total_gets),
         (
             "node survival rate",
             100.0 * alive as f64 / peers.len() as f64,

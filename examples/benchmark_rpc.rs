@@ -35,7 +35,10 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 #[path = "shared/runtime.rs"]
 mod runtime;
+#[path = "shared/stats.rs"]
+mod stats;
 use runtime::Runtime;
+use stats::{median, percentile};
 
 #[derive(Parser, Clone)]
 #[command(
@@ -598,16 +601,6 @@ struct Measured {
     bulk_rate: f64,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 /// Timed calls and the time the rounds took in all.
 #[derive(Default)]
 struct Samples {
@@ -628,8 +621,8 @@ impl Samples {
     fn summary(mut self) -> (f64, f64, f64) {
         self.times.sort();
         (
-            percentile(&self.times, 0.5),
-            percentile(&self.times, 0.99),
+            percentile(&self.times, 0.5).as_secs_f64() * 1e6,
+            percentile(&self.times, 0.99).as_secs_f64() * 1e6,
             self.times.len() as f64 / self.busy.as_secs_f64(),
         )
     }
@@ -811,11 +804,7 @@ async fn measure_all(args: &Args, addrs: &ServerAddrs) -> Vec<Row> {
     }
     client.shutdown().await;
 
-    let median = |value: &dyn Fn(&Run) -> f64| {
-        let mut values: Vec<f64> = runs.iter().map(value).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
+    let median = |value: &dyn Fn(&Run) -> f64| median(runs.iter().map(value).collect());
     let row = |name, unit, f: fn(&Measured) -> f64, latency| Row {
         name,
         unit,
