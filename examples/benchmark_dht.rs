@@ -27,8 +27,8 @@ use clap::{Parser, ValueEnum};
 use rand::rngs::StdRng;
 use rand::seq::{IteratorRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
-use servicer::dht::{DhtConfig, DhtNode, DhtValue, Key, get_dht_time};
-use servicer::runtime::{Multiaddr, P2PConfig};
+use p2p_servicer::dht::{DhtConfig, DhtNode, DhtValue, Key, get_dht_time};
+use p2p_servicer::runtime::{Multiaddr, P2PConfig};
 use tokio::sync::Mutex;
 
 #[path = "benchmark_dht/kad.rs"]

@@ -15,9 +15,9 @@ use clap::Parser;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use servicer::dht::traverse::Keyspace;
-use servicer::dht::{DhtConfig, DhtId, DhtNode, LookupStats, RpcCounts, get_dht_time};
-use servicer::runtime::{Multiaddr, P2PConfig};
+use p2p_servicer::dht::traverse::Keyspace;
+use p2p_servicer::dht::{DhtConfig, DhtId, DhtNode, LookupStats, RpcCounts, get_dht_time};
+use p2p_servicer::runtime::{Multiaddr, P2PConfig};
 
 #[derive(Parser)]
 #[command(about = "RPCs, hops, accuracy and memory of DHT lookups for growing numbers of nodes")]

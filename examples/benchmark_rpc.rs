@@ -25,11 +25,11 @@ use futures::StreamExt;
 use libp2p::core::upgrade::Version;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, noise, tcp, yamux};
-use servicer::runtime::{
+use p2p_servicer::runtime::{
     Handler, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, StubBase, codec,
     multiaddr_peer_id,
 };
-use servicer::servicer;
+use p2p_servicer::servicer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
@@ -334,7 +334,7 @@ const BLOB: u8 = 6; // Blob -> one MESSAGE u64 (its length)
 const MESSAGE: u8 = 1;
 
 /// The message limit the servers apply, as our nodes' default.
-const LIMIT: usize = servicer::runtime::DEFAULT_MAX_MESSAGE_SIZE;
+const LIMIT: usize = p2p_servicer::runtime::DEFAULT_MAX_MESSAGE_SIZE;
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use servicer::runtime::{P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError};
-use servicer::servicer;
+use p2p_servicer::runtime::{P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError};
+use p2p_servicer::servicer;
 
 /// A calculator whose `rpc_*` methods other peers can call.
 struct Calculator;

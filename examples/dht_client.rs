@@ -7,8 +7,8 @@
 //! `get` prints the value and its expiration time and exits 1 when the key is not found.
 
 use clap::{Parser, Subcommand};
-use servicer::dht::{DhtConfig, DhtNode, Key, StoredValue, get_dht_time};
-use servicer::runtime::{Multiaddr, P2PConfig, WireMode};
+use p2p_servicer::dht::{DhtConfig, DhtNode, Key, StoredValue, get_dht_time};
+use p2p_servicer::runtime::{Multiaddr, P2PConfig, WireMode};
 
 #[derive(Parser)]
 #[command(about = "Stores or gets one DHT key through the given peers")]
@@ -101,7 +101,7 @@ async fn main() {
             }
         }
         Command::Get { key, latest } => {
-            let id = servicer::dht::DhtId::generate(key.as_str());
+            let id = p2p_servicer::dht::DhtId::generate(key.as_str());
             let sufficient = if latest {
                 f64::INFINITY
             } else {

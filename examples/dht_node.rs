@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use servicer::dht::{DhtConfig, DhtNode};
-use servicer::runtime::{Multiaddr, P2PConfig, WireMode};
+use p2p_servicer::dht::{DhtConfig, DhtNode};
+use p2p_servicer::runtime::{Multiaddr, P2PConfig, WireMode};
 
 // A DHT node frees many small buffers on another tokio worker thread than the one that allocated
 // them, which glibc's malloc serializes on its arena locks (BENCHMARKS.md, "Allocator").

@@ -24,13 +24,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use servicer::dht::hivemind_proto::{NodeInfo, PingRequest, PingResponse};
-use servicer::dht::{DhtConfig, DhtError, DhtNode, DhtValue, Key, get_dht_time};
-use servicer::runtime::{
+use p2p_servicer::dht::hivemind_proto::{NodeInfo, PingRequest, PingResponse};
+use p2p_servicer::dht::{DhtConfig, DhtError, DhtNode, DhtValue, Key, get_dht_time};
+use p2p_servicer::runtime::{
     Multiaddr, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError, StubBase,
     WireMode, multiaddr_peer_id,
 };
-use servicer::servicer;
+use p2p_servicer::servicer;
 
 #[derive(Debug, thiserror::Error)]
 enum InteropError {
@@ -284,7 +284,7 @@ async fn dht_swarm(addr: &str) -> Result<(), InteropError> {
                                     .into_iter()
                                     .map(|(subkey, v)| {
                                         let subkey: String =
-                                            servicer::dht::decode_value(&subkey, subkey.len())
+                                            p2p_servicer::dht::decode_value(&subkey, subkey.len())
                                                 .unwrap_or_else(|_| format!("{subkey:?}"));
                                         format!("{subkey}={}", v.value)
                                     })

@@ -9,8 +9,8 @@ use clap::{Parser, ValueEnum};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use servicer::dht::{DhtConfig, DhtNode, DhtValue, Key, get_dht_time};
-use servicer::runtime::{Multiaddr, P2PConfig};
+use p2p_servicer::dht::{DhtConfig, DhtNode, DhtValue, Key, get_dht_time};
+use p2p_servicer::runtime::{Multiaddr, P2PConfig};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Transport {

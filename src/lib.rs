@@ -2,7 +2,7 @@
 #![warn(missing_docs)]
 
 /// The DHT: ids, routing, storage and the `DhtProtocol` servicer.
-pub use dht;
+pub use servicer_dht as dht;
 /// The P2P node, wire format, handler registry and stub base.
 pub use servicer_runtime as runtime;
 

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use servicer::dht::protocol::{StoreItem, StoreValue};
-use servicer::dht::{
+use p2p_servicer::dht::protocol::{StoreItem, StoreValue};
+use p2p_servicer::dht::{
     DhtConfig, DhtId, DhtNode, DhtProtocol, Key, Limits, ProtocolConfig, Rejection,
     SignatureValidator, Validators, get_dht_time,
 };
-use servicer::runtime::frame::{CallHeader, FrameKind, HEADER_LEN};
-use servicer::runtime::{Keypair, P2P, P2PConfig, PeerId, RpcKind, codec};
+use p2p_servicer::runtime::frame::{CallHeader, FrameKind, HEADER_LEN};
+use p2p_servicer::runtime::{Keypair, P2P, P2PConfig, PeerId, RpcKind, codec};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -184,7 +184,7 @@ async fn a_hostile_peer_does_not_stop_honest_ones() {
     };
     let attacker_signer = SignatureValidator::new(Keypair::generate_ed25519());
     let signed_by_attacker = {
-        use servicer::dht::{DhtRecord, RecordValidator};
+        use p2p_servicer::dht::{DhtRecord, RecordValidator};
         // The attacker's own marker in the key makes its validator sign.
         let record = DhtRecord {
             key: DhtId::generate("owned").to_bytes().to_vec(),
@@ -278,7 +278,7 @@ async fn a_hostile_peer_does_not_stop_honest_ones() {
             .unwrap()
     );
     let got = victim.get::<String>("owned", true).await.unwrap().unwrap();
-    assert!(matches!(got.value, servicer::dht::DhtValue::Dictionary(d) if d.len() == 1));
+    assert!(matches!(got.value, p2p_servicer::dht::DhtValue::Dictionary(d) if d.len() == 1));
     let found = hostile
         .call_find(victim_peer, vec![DhtId::generate("honest 0")])
         .await

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use servicer::dht::hivemind_proto::{
+use p2p_servicer::dht::hivemind_proto::{
     FindRequest, FindResponse, FindResult, NodeInfo, PingRequest, PingResponse, StoreRequest,
     StoreResponse,
 };
-use servicer::runtime::{
+use p2p_servicer::runtime::{
     P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError, WireMode,
 };
-use servicer::servicer;
+use p2p_servicer::servicer;
 
 /// Named like hivemind's DHT servicer, so its handle names are `DHTProtocol.rpc_*`.
 struct FakeDht {

@@ -5,16 +5,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use servicer::runtime::{
+use p2p_servicer::runtime::{
     P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError, RpcKind,
 };
-use servicer::servicer;
+use p2p_servicer::servicer;
 
 const SOON: Duration = Duration::from_secs(20);
 
 #[derive(Default)]
 struct ExampleServicer {
-    calls_seen_by: std::sync::Mutex<Vec<servicer::runtime::PeerId>>,
+    calls_seen_by: std::sync::Mutex<Vec<p2p_servicer::runtime::PeerId>>,
 }
 
 #[servicer]

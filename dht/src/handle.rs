@@ -29,7 +29,7 @@ struct Inner {
 /// A DHT node running in the background on its own thread.
 ///
 /// ```no_run
-/// use dht::{Dht, DhtConfig, get_dht_time};
+/// use servicer_dht::{Dht, DhtConfig, get_dht_time};
 ///
 /// let dht = Dht::start(DhtConfig::default()).unwrap();
 /// dht.store("key", &"value", get_dht_time() + 60.0, None).unwrap();

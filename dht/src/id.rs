@@ -55,7 +55,7 @@ impl DhtId {
     /// exactly as hivemind's `DHTID.generate(key)`, so a key lands on the same id in both.
     ///
     /// ```
-    /// use dht::DhtId;
+    /// use servicer_dht::DhtId;
     /// assert_eq!(DhtId::generate("mykey").to_string(), "6a9a82708532eead9c87b7c2aa81916d0a0c4619");
     /// ```
     pub fn generate(key: impl Into<Key>) -> DhtId {

@@ -2,7 +2,7 @@
 //! `SchemaValidator`, with serde types in place of a pydantic model).
 //!
 //! ```
-//! use dht::schema::{BytesWithOwner, SchemaValidator};
+//! use servicer_dht::schema::{BytesWithOwner, SchemaValidator};
 //! use serde_bytes::ByteBuf;
 //!
 //! let schema = SchemaValidator::builder()

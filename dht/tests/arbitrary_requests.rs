@@ -5,11 +5,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use dht::protocol::{
+use servicer_dht::protocol::{
     DictEntry, FindRequest, FindResponse, NodeInfo, PingRequest, PingResponse, StoreItem,
     StoreRequest, StoreResponse, StoreValue,
 };
-use dht::{DhtId, DhtProtocol, Limits, ProtocolConfig};
+use servicer_dht::{DhtId, DhtProtocol, Limits, ProtocolConfig};
 use proptest::prelude::*;
 use servicer_runtime::{P2P, P2PConfig, PeerId, RpcContext, codec};
 
@@ -63,7 +63,7 @@ fn id() -> impl Strategy<Value = DhtId> {
 }
 
 fn time() -> impl Strategy<Value = f64> {
-    let now = dht::get_dht_time();
+    let now = servicer_dht::get_dht_time();
     prop_oneof![
         (-100.0..1000.0f64).prop_map(move |d| now + d),
         Just(f64::NAN),
@@ -85,7 +85,7 @@ fn node_info() -> impl Strategy<Value = NodeInfo> {
     )
         .prop_map(|(node_id, addrs)| NodeInfo {
             node_id,
-            addrs: dht::AddrList::new(addrs),
+            addrs: servicer_dht::AddrList::new(addrs),
         })
 }
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use dht::serde_bytes;
-use dht::{DhtConfig, DhtNode, DhtValue, Key, SignatureValidator, Validators, get_dht_time};
+use servicer_dht::serde_bytes;
+use servicer_dht::{DhtConfig, DhtNode, DhtValue, Key, SignatureValidator, Validators, get_dht_time};
 use servicer_runtime::{Keypair, P2PConfig};
 
 /// A node whose identity key signs its records, with an RPC deadline fit for a loaded machine.
@@ -94,14 +94,14 @@ fn a_key_signs_the_same_everywhere() {
     let encoded = keypair.to_protobuf_encoding().unwrap();
     let elsewhere = SignatureValidator::new(Keypair::from_protobuf_encoding(&encoded).unwrap());
     assert_eq!(here.local_public_key(), elsewhere.local_public_key());
-    let record = dht::DhtRecord {
+    let record = servicer_dht::DhtRecord {
         key: b"key".to_vec(),
         subkey: [&b"subkey"[..], here.local_public_key()].concat(),
         value: b"value".to_vec(),
         expiration_time: get_dht_time() + 10.0,
     };
-    use dht::RecordValidator;
-    let signed = dht::DhtRecord {
+    use servicer_dht::RecordValidator;
+    let signed = servicer_dht::DhtRecord {
         value: elsewhere.sign_value(&record),
         ..record
     };

@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use dht::{Dht, DhtConfig, DhtError, DhtValue, Key, get_dht_time};
+use servicer_dht::{Dht, DhtConfig, DhtError, DhtValue, Key, get_dht_time};
 use servicer_runtime::P2PConfig;
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
@@ -14,7 +14,7 @@ fn patient() -> DhtConfig {
     }
 }
 
-fn regular<V: Clone>(found: Option<dht::ValueWithExpiration<DhtValue<V>>>) -> Option<V> {
+fn regular<V: Clone>(found: Option<servicer_dht::ValueWithExpiration<DhtValue<V>>>) -> Option<V> {
     match found?.value {
         DhtValue::Regular(v) => Some(v),
         DhtValue::Dictionary(_) => None,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dht::{Dht, DhtConfig, DhtError, DhtValue, get_dht_time};
+use servicer_dht::{Dht, DhtConfig, DhtError, DhtValue, get_dht_time};
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
@@ -57,7 +57,7 @@ async fn dht_handle_from_async_code() {
     let DhtValue::Dictionary(dict) = got.value else {
         panic!("expected a dictionary")
     };
-    assert_eq!(dict[&dht::Key::from("sub").to_msgpack()].value, 42);
+    assert_eq!(dict[&servicer_dht::Key::from("sub").to_msgpack()].value, 42);
     dht.shutdown();
 }
 

@@ -4,7 +4,7 @@
 //! `MSGPackSerializer`): each decodes with the values the script put in and re-encodes to the
 //! same bytes. No Python is needed to run these.
 
-use dht::hivemind_proto::{
+use servicer_dht::hivemind_proto::{
     FindRequest, FindResponse, PingRequest, PingResponse, ResultType, StoreRequest, StoreResponse,
 };
 use prost::Message;
@@ -116,7 +116,7 @@ fn find_messages() {
 }
 
 /// A dictionary with live entries, whole (as replication stores it) and as a find result; the
-/// DHT's own translation of its contents is tested in `dht::hivemind_wire`.
+/// DHT's own translation of its contents is tested in `servicer_dht::hivemind_wire`.
 #[test]
 fn dictionary_messages() {
     let request: StoreRequest = round_trip("dht.store_request_dictionary");

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use dht::hivemind_proto::{
+use servicer_dht::hivemind_proto::{
     FindRequest, NodeInfo, PingRequest, ResultType, StoreRequest as ProtoStore,
 };
-use dht::{
+use servicer_dht::{
     DhtConfig, DhtId, DhtNode, DhtValue, HivemindDhtProtocol, Key, encode_value, get_dht_time,
 };
 use servicer_runtime::{Multiaddr, P2PConfig, WireMode};

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use dht::protocol::{
+use servicer_dht::protocol::{
     DictEntry, FindRequest, NodeInfo, PingRequest, PingResponse, StoreItem, StoreRequest,
     StoreValue,
 };
-use dht::{
+use servicer_dht::{
     DhtConfig, DhtError, DhtId, DhtNode, DhtProtocol, Limits, ProtocolConfig, Rejection,
     get_dht_time,
 };
@@ -96,7 +96,7 @@ async fn keys_per_request() {
     let stub = DhtProtocol::get_stub(&client, server.peer_id());
     let peer = NodeInfo {
         node_id: None,
-        addrs: dht::AddrList::default(),
+        addrs: servicer_dht::AddrList::default(),
     };
     let items: Vec<StoreItem> = (0..9).map(|i| regular(&format!("k{i}"), vec![i])).collect();
     let err = stub
@@ -250,7 +250,7 @@ impl SkewedPeer {
         Ok(PingResponse {
             peer: NodeInfo {
                 node_id: Some(DhtId::random()),
-                addrs: dht::AddrList::default(),
+                addrs: servicer_dht::AddrList::default(),
             },
             dht_time: get_dht_time() + self.offset,
             available: true,

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use dht::{
+use servicer_dht::{
     DhtConfig, DhtId, DhtNode, DhtValue, Key, StoreRequestItem, ValueWithExpiration, encode_value,
     get_dht_time,
 };
@@ -181,7 +181,7 @@ async fn dht_node() {
         let found = node.get_many_by_id(&ids, None).await;
         for ((_, value), id) in items.iter().zip(&ids) {
             let got = found[id].as_ref().expect("bulk value found");
-            assert_eq!(got.value, dht::StoredValue::Regular(value.clone()));
+            assert_eq!(got.value, servicer_dht::StoredValue::Regular(value.clone()));
         }
     }
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use dht::protocol::{DictEntry, FindOutcome, StoreItem, StoreValue};
-use dht::{DhtId, DhtProtocol, ProtocolConfig, StoredValue, ValueWithExpiration, get_dht_time};
+use servicer_dht::protocol::{DictEntry, FindOutcome, StoreItem, StoreValue};
+use servicer_dht::{DhtId, DhtProtocol, ProtocolConfig, StoredValue, ValueWithExpiration, get_dht_time};
 use servicer_runtime::{P2P, P2PConfig, PeerId};
 
 fn config(client_mode: bool) -> ProtocolConfig {
@@ -115,7 +115,7 @@ async fn dht_protocol() {
         // Dictionary values, stored subkey by subkey.
         let dict_key = DhtId::random();
         let (value1, value2) = (b"\x01".to_vec(), b"\xa7abacaba".to_vec());
-        let subkey = |s: &str| dht::Key::from(s).to_msgpack();
+        let subkey = |s: &str| servicer_dht::Key::from(s).to_msgpack();
         let first = protocol
             .call_store(
                 peer1.peer_id(),

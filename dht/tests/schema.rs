@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use dht::serde_bytes::ByteBuf;
-use dht::{
+use servicer_dht::serde_bytes::ByteBuf;
+use servicer_dht::{
     BytesWithOwner, CompositeValidator, Dht, DhtConfig, DhtId, DhtNode, DhtRecord, DhtValue, Key,
     REGULAR_SUBKEY, RecordValidator, SchemaValidator, SignatureValidator, Validators, encode_value,
     get_dht_time,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use dht::protocol::{StoreItem, StoreValue};
-use dht::{
+use servicer_dht::protocol::{StoreItem, StoreValue};
+use servicer_dht::{
     DhtConfig, DhtId, DhtNode, DhtProtocol, Limits, LookupStats, ProtocolConfig, RpcCounts,
     get_dht_time,
 };

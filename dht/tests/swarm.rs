@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dht::{DhtConfig, DhtId, DhtNode, Key, StoredValue, get_dht_time};
+use servicer_dht::{DhtConfig, DhtId, DhtNode, Key, StoredValue, get_dht_time};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -189,7 +189,7 @@ async fn blacklist_after_two_peers_shut_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_gets_of_a_key_share_one_search() {
-    use dht::protocol::{FindRequest, FindResponse};
+    use servicer_dht::protocol::{FindRequest, FindResponse};
     use servicer_runtime::{Handler, P2P, P2PConfig, RpcContext};
     use std::sync::{Arc, Mutex};
 
@@ -387,7 +387,7 @@ async fn cache_on_store_refreshes_a_cached_dictionary() {
 async fn routing_table_refresh_runs_periodically() {
     // hivemind's refresh task dies on its first run (quirk Q6); ours keeps looking up stale
     // buckets. A spy peer in the table counts the lookups it receives.
-    use dht::protocol::{FindRequest, FindResponse, FindResult, FoundValue, NodeInfo};
+    use servicer_dht::protocol::{FindRequest, FindResponse, FindResult, FoundValue, NodeInfo};
     use servicer_runtime::{Handler, P2P, P2PConfig, RpcContext};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -404,7 +404,7 @@ async fn routing_table_refresh_runs_periodically() {
                 Ok::<_, String>(FindResponse {
                     peer: NodeInfo {
                         node_id: Some(spy_id),
-                        addrs: dht::AddrList::default(),
+                        addrs: servicer_dht::AddrList::default(),
                     },
                     results: request
                         .keys

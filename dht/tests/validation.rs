@@ -4,8 +4,8 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use dht::protocol::{StoreItem, StoreValue};
-use dht::{
+use servicer_dht::protocol::{StoreItem, StoreValue};
+use servicer_dht::{
     Dht, DhtConfig, DhtId, DhtNode, DhtRecord, DhtValue, RecordValidator, Validators, encode_value,
     get_dht_time,
 };
@@ -64,7 +64,7 @@ async fn values_are_signed_checked_and_stripped() {
         .get(&DhtId::generate("k"))
         .cloned()
         .unwrap();
-    let dht::StoredValue::Regular(raw) = stored.value else {
+    let servicer_dht::StoredValue::Regular(raw) = stored.value else {
         panic!("not regular")
     };
     assert!(raw.ends_with(MARK), "stored signed");

@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, LazyLock};
 
-use dht::protocol::{FindRequest, PingRequest, StoreRequest};
-use dht::{DhtId, DhtProtocol, Limits, ProtocolConfig};
+use servicer_dht::protocol::{FindRequest, PingRequest, StoreRequest};
+use servicer_dht::{DhtId, DhtProtocol, Limits, ProtocolConfig};
 use libfuzzer_sys::fuzz_target;
 use servicer_runtime::{P2P, P2PConfig, PeerId, RpcContext, codec};
 

@@ -145,7 +145,7 @@ fn runtime_path(explicit: Option<syn::Path>) -> syn::Result<syn::Path> {
     let found = match crate_name("servicer-runtime") {
         Ok(FoundCrate::Name(name)) => format!("::{name}"),
         Ok(FoundCrate::Itself) => "crate".to_string(),
-        Err(_) => match crate_name("servicer") {
+        Err(_) => match crate_name("p2p-servicer") {
             Ok(FoundCrate::Name(name)) => format!("::{name}::runtime"),
             Ok(FoundCrate::Itself) => "crate::runtime".to_string(),
             Err(_) => "::servicer_runtime".to_string(),

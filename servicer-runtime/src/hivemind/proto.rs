@@ -9,7 +9,7 @@
 //! - `hivemind/proto/auth.proto` (proto3): the optional authorization fields (tag 1 of every DHT
 //!   message), which a node without an authorizer leaves unset and ignores.
 //!
-//! The DHT's own messages (`dht.proto`) live in the `dht` crate (`dht::hivemind_proto`): nothing in
+//! The DHT's own messages (`dht.proto`) live in the `dht` crate (`servicer_dht::hivemind_proto`): nothing in
 //! the runtime knows the DHT.
 //!
 //! proto2 `required` fields are declared `required` here, so prost always encodes them, even when
