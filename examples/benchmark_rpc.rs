@@ -25,8 +25,9 @@ use futures::StreamExt;
 use libp2p::core::upgrade::Version;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, noise, tcp, yamux};
+use p2p_servicer::runtime::native::codec;
 use p2p_servicer::runtime::{
-    Handler, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, StubBase, codec,
+    Handler, Native, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, StubBase,
     multiaddr_peer_id,
 };
 use p2p_servicer::servicer;
@@ -176,17 +177,17 @@ impl Servers {
             vec![
                 (
                     "Bench.rpc_square".into(),
-                    Handler::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) }),
+                    Handler::<Native>::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) }),
                 ),
                 (
                     "Bench.rpc_count".into(),
-                    Handler::unary_stream(|n: u64, _ctx| async move {
+                    Handler::<Native>::unary_stream(|n: u64, _ctx| async move {
                         Ok::<_, String>(ResponseStream::iter(0..n))
                     }),
                 ),
                 (
                     "Bench.rpc_sum".into(),
-                    Handler::stream_unary(|xs: RequestStream<u64>, _ctx| async move {
+                    Handler::<Native>::stream_unary(|xs: RequestStream<u64>, _ctx| async move {
                         Ok::<_, String>(
                             xs.fold(0u64, |a, x| async move { a + x.unwrap_or(0) })
                                 .await,
@@ -195,9 +196,9 @@ impl Servers {
                 ),
                 (
                     "Bench.rpc_blob".into(),
-                    Handler::unary(
-                        |v: Blob, _ctx| async move { Ok::<_, String>(v.0.len() as u64) },
-                    ),
+                    Handler::<Native>::unary(|v: Blob, _ctx| async move {
+                        Ok::<_, String>(v.0.len() as u64)
+                    }),
                 ),
             ],
             None,
@@ -549,7 +550,7 @@ async fn targets(addrs: &ServerAddrs) -> ([Target; 3], P2P, SquarerStub) {
     let client = P2P::create(P2PConfig::default().with_initial_peers(vec![addrs.rpc.clone()]))
         .await
         .unwrap();
-    let stub = StubBase::new(&client, server, "Bench", None);
+    let stub = StubBase::<Native>::new(&client, server, "Bench", None);
     let generated = Squarer::get_stub(&client, server);
 
     let raw_peer = multiaddr_peer_id(&addrs.raw).expect("raw address ends in /p2p/");

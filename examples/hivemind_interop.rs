@@ -27,8 +27,8 @@ use futures::StreamExt;
 use p2p_servicer::dht::hivemind_proto::{NodeInfo, PingRequest, PingResponse};
 use p2p_servicer::dht::{DhtConfig, DhtError, DhtNode, DhtValue, Key, get_dht_time};
 use p2p_servicer::runtime::{
-    Multiaddr, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError, StubBase,
-    WireMode, multiaddr_peer_id,
+    Hivemind, Multiaddr, P2P, P2PConfig, RequestStream, ResponseStream, RpcContext, RpcError,
+    StubBase, WireMode, multiaddr_peer_id,
 };
 use p2p_servicer::servicer;
 
@@ -175,8 +175,8 @@ async fn call(addr: &str) -> Result<(), InteropError> {
     )?;
 
     // No stub method for a handler nobody serves: the runtime's StubBase calls it by name.
-    let missing = StubBase::new(&p2p, peer, "Interop", None)
-        .proto_unary::<_, PingResponse>("rpc_missing", request.clone())
+    let missing = StubBase::<Hivemind>::new(&p2p, peer, "Interop", None)
+        .unary::<_, PingResponse>("rpc_missing", request.clone())
         .await;
     check(
         "unknown handler",

@@ -11,8 +11,9 @@ use p2p_servicer::dht::{
     DhtConfig, DhtId, DhtNode, DhtProtocol, Key, Limits, ProtocolConfig, Rejection,
     SignatureValidator, Validators, get_dht_time,
 };
-use p2p_servicer::runtime::frame::{CallHeader, FrameKind, HEADER_LEN};
-use p2p_servicer::runtime::{Keypair, P2P, P2PConfig, PeerId, RpcKind, codec};
+use p2p_servicer::runtime::native::codec;
+use p2p_servicer::runtime::native::frame::{CallHeader, FRAME_HEADER_LEN, FrameKind};
+use p2p_servicer::runtime::{Keypair, P2P, P2PConfig, PeerId, RpcKind};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -149,7 +150,7 @@ async fn a_hostile_peer_does_not_stop_honest_ones() {
     for (what, bytes) in &bad_frames {
         let answer = send_raw(&attacker, victim_peer, bytes).await;
         assert!(
-            answer.len() >= HEADER_LEN && answer[0] == FrameKind::Error as u8,
+            answer.len() >= FRAME_HEADER_LEN && answer[0] == FrameKind::Error as u8,
             "{what}: answered {answer:?}"
         );
         println!(

@@ -263,9 +263,12 @@ mod tests {
             .cloned()
             .map(serde_bytes::ByteBuf::from)
             .collect();
-        let encoded = servicer_runtime::codec::encode(&list).unwrap();
-        assert_eq!(encoded, servicer_runtime::codec::encode(&as_bytes).unwrap());
-        let decoded: AddrList = servicer_runtime::codec::decode(&encoded, 1 << 20).unwrap();
+        let encoded = servicer_runtime::native::codec::encode(&list).unwrap();
+        assert_eq!(
+            encoded,
+            servicer_runtime::native::codec::encode(&as_bytes).unwrap()
+        );
+        let decoded: AddrList = servicer_runtime::native::codec::decode(&encoded, 1 << 20).unwrap();
         assert_eq!(decoded, list);
         assert_eq!(
             decoded.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(),
@@ -285,8 +288,8 @@ mod tests {
         let long: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 40]).collect();
         let list = AddrList::new(&long);
         assert_eq!(list.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), long);
-        let encoded = servicer_runtime::codec::encode(&list).unwrap();
-        let decoded: AddrList = servicer_runtime::codec::decode(&encoded, 1 << 20).unwrap();
+        let encoded = servicer_runtime::native::codec::encode(&list).unwrap();
+        let decoded: AddrList = servicer_runtime::native::codec::decode(&encoded, 1 << 20).unwrap();
         assert_eq!(decoded, list);
     }
 
@@ -305,12 +308,16 @@ mod tests {
         #[derive(Serialize, Deserialize, PartialEq, Debug)]
         struct Wrapped(#[serde(with = "peer_id_bytes")] PeerId);
         let peer = PeerId::random();
-        let encoded = servicer_runtime::codec::encode(&Wrapped(peer)).unwrap();
-        let plain = servicer_runtime::codec::encode(&serde_bytes::ByteBuf::from(peer.to_bytes()));
+        let encoded = servicer_runtime::native::codec::encode(&Wrapped(peer)).unwrap();
+        let plain =
+            servicer_runtime::native::codec::encode(&serde_bytes::ByteBuf::from(peer.to_bytes()));
         assert_eq!(encoded, plain.unwrap());
-        let decoded: Wrapped = servicer_runtime::codec::decode(&encoded, 1 << 20).unwrap();
+        let decoded: Wrapped = servicer_runtime::native::codec::decode(&encoded, 1 << 20).unwrap();
         assert_eq!(decoded, Wrapped(peer));
-        let garbage = servicer_runtime::codec::encode(&serde_bytes::ByteBuf::from(vec![7u8; 5]));
-        assert!(servicer_runtime::codec::decode::<Wrapped>(&garbage.unwrap(), 1 << 20).is_err());
+        let garbage =
+            servicer_runtime::native::codec::encode(&serde_bytes::ByteBuf::from(vec![7u8; 5]));
+        assert!(
+            servicer_runtime::native::codec::decode::<Wrapped>(&garbage.unwrap(), 1 << 20).is_err()
+        );
     }
 }

@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn serializes_as_a_byte_string_of_twenty() {
-        use servicer_runtime::codec;
+        use servicer_runtime::native::codec;
         let id = DhtId::generate("mykey");
         let encoded = codec::encode(&id).unwrap();
         assert_eq!(encoded.len(), 1 + ID_BYTES);

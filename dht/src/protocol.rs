@@ -630,7 +630,7 @@ impl DhtProtocol {
         }
         let learned = self.learn_addresses(vec![(peer, sender.addrs.clone())]);
         if !learned.is_empty() {
-            let _ = self.inner.p2p.add_peer_addresses(learned).await;
+            let _ = self.inner.p2p.add_addresses(learned).await;
         }
     }
 
@@ -1019,7 +1019,7 @@ impl DhtProtocol {
             .collect();
         let learned = self.learn_addresses(addresses);
         if !learned.is_empty() {
-            let _ = self.inner.p2p.add_peer_addresses(learned).await;
+            let _ = self.inner.p2p.add_addresses(learned).await;
         }
         Some(outcomes)
     }

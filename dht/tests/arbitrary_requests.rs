@@ -5,13 +5,14 @@
 
 use std::sync::{Arc, OnceLock};
 
+use proptest::prelude::*;
 use servicer_dht::protocol::{
     DictEntry, FindRequest, FindResponse, NodeInfo, PingRequest, PingResponse, StoreItem,
     StoreRequest, StoreResponse, StoreValue,
 };
 use servicer_dht::{DhtId, DhtProtocol, Limits, ProtocolConfig};
-use proptest::prelude::*;
-use servicer_runtime::{P2P, P2PConfig, PeerId, RpcContext, codec};
+use servicer_runtime::native::codec;
+use servicer_runtime::{P2P, P2PConfig, PeerId, RpcContext};
 
 const LIMITS: fn() -> Limits = || {
     Limits::default()

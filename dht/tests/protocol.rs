@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use servicer_dht::protocol::{DictEntry, FindOutcome, StoreItem, StoreValue};
-use servicer_dht::{DhtId, DhtProtocol, ProtocolConfig, StoredValue, ValueWithExpiration, get_dht_time};
+use servicer_dht::{
+    DhtId, DhtProtocol, ProtocolConfig, StoredValue, ValueWithExpiration, get_dht_time,
+};
 use servicer_runtime::{P2P, P2PConfig, PeerId};
 
 fn config(client_mode: bool) -> ProtocolConfig {
@@ -58,7 +60,7 @@ async fn dht_protocol() {
         let p2p = P2P::create(P2PConfig::default().with_initial_peers(peer1.visible_maddrs()))
             .await
             .unwrap();
-        p2p.add_addresses(peer2.peer_id(), peer2.visible_maddrs())
+        p2p.add_addresses([(peer2.peer_id(), peer2.visible_maddrs())])
             .await
             .unwrap();
         let protocol = DhtProtocol::create(&p2p, DhtId::random(), config(client_mode)).unwrap();

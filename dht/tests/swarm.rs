@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use servicer_dht::{DhtConfig, DhtId, DhtNode, Key, StoredValue, get_dht_time};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use servicer_dht::{DhtConfig, DhtId, DhtNode, Key, StoredValue, get_dht_time};
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
@@ -190,7 +190,7 @@ async fn blacklist_after_two_peers_shut_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_gets_of_a_key_share_one_search() {
     use servicer_dht::protocol::{FindRequest, FindResponse};
-    use servicer_runtime::{Handler, P2P, P2PConfig, RpcContext};
+    use servicer_runtime::{Handler, Native, P2P, P2PConfig, RpcContext};
     use std::sync::{Arc, Mutex};
 
     // A peer that records which keys it is asked for and answers only after a while, so that
@@ -198,15 +198,18 @@ async fn concurrent_gets_of_a_key_share_one_search() {
     let asked: Arc<Mutex<Vec<DhtId>>> = Arc::default();
     let slow = P2P::create(P2PConfig::default()).await.unwrap();
     let log = asked.clone();
-    slow.add_handler(
-        "DHTProtocol.rpc_find",
-        Handler::unary(move |request: FindRequest, _ctx: RpcContext| {
-            log.lock().unwrap().extend(request.keys.iter().copied());
-            async move {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                Err::<FindResponse, _>("no answer")
-            }
-        }),
+    slow.add_handlers(
+        [(
+            "DHTProtocol.rpc_find".into(),
+            Handler::<Native>::unary(move |request: FindRequest, _ctx: RpcContext| {
+                log.lock().unwrap().extend(request.keys.iter().copied());
+                async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    Err::<FindResponse, _>("no answer")
+                }
+            }),
+        )],
+        None,
     )
     .unwrap();
     let node = DhtNode::create(DhtConfig {
@@ -216,7 +219,7 @@ async fn concurrent_gets_of_a_key_share_one_search() {
     .await
     .unwrap();
     node.p2p()
-        .add_addresses(slow.peer_id(), slow.visible_maddrs())
+        .add_addresses([(slow.peer_id(), slow.visible_maddrs())])
         .await
         .unwrap();
     node.protocol()
@@ -388,7 +391,7 @@ async fn routing_table_refresh_runs_periodically() {
     // hivemind's refresh task dies on its first run (quirk Q6); ours keeps looking up stale
     // buckets. A spy peer in the table counts the lookups it receives.
     use servicer_dht::protocol::{FindRequest, FindResponse, FindResult, FoundValue, NodeInfo};
-    use servicer_runtime::{Handler, P2P, P2PConfig, RpcContext};
+    use servicer_runtime::{Handler, Native, P2P, P2PConfig, RpcContext};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -396,27 +399,30 @@ async fn routing_table_refresh_runs_periodically() {
     let spy = P2P::create(P2PConfig::default()).await.unwrap();
     let spy_id = DhtId::random();
     let counter = finds.clone();
-    spy.add_handler(
-        "DHTProtocol.rpc_find",
-        Handler::unary(move |request: FindRequest, _ctx: RpcContext| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async move {
-                Ok::<_, String>(FindResponse {
-                    peer: NodeInfo {
-                        node_id: Some(spy_id),
-                        addrs: servicer_dht::AddrList::default(),
-                    },
-                    results: request
-                        .keys
-                        .iter()
-                        .map(|_| FindResult {
-                            value: FoundValue::NotFound,
-                            nearest: vec![],
-                        })
-                        .collect(),
-                })
-            }
-        }),
+    spy.add_handlers(
+        [(
+            "DHTProtocol.rpc_find".into(),
+            Handler::<Native>::unary(move |request: FindRequest, _ctx: RpcContext| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    Ok::<_, String>(FindResponse {
+                        peer: NodeInfo {
+                            node_id: Some(spy_id),
+                            addrs: servicer_dht::AddrList::default(),
+                        },
+                        results: request
+                            .keys
+                            .iter()
+                            .map(|_| FindResult {
+                                value: FoundValue::NotFound,
+                                nearest: vec![],
+                            })
+                            .collect(),
+                    })
+                }
+            }),
+        )],
+        None,
     )
     .unwrap();
     let node = DhtNode::create(DhtConfig {
@@ -426,7 +432,7 @@ async fn routing_table_refresh_runs_periodically() {
     .await
     .unwrap();
     node.p2p()
-        .add_addresses(spy.peer_id(), spy.visible_maddrs())
+        .add_addresses([(spy.peer_id(), spy.visible_maddrs())])
         .await
         .unwrap();
     node.protocol()

@@ -7,7 +7,8 @@ use std::sync::{Arc, LazyLock};
 use servicer_dht::protocol::{FindRequest, PingRequest, StoreRequest};
 use servicer_dht::{DhtId, DhtProtocol, Limits, ProtocolConfig};
 use libfuzzer_sys::fuzz_target;
-use servicer_runtime::{P2P, P2PConfig, PeerId, RpcContext, codec};
+use servicer_runtime::native::codec;
+use servicer_runtime::{P2P, P2PConfig, PeerId, RpcContext};
 
 fn limits() -> Limits {
     Limits::default()

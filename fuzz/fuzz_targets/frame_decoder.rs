@@ -4,8 +4,8 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use servicer_runtime::codec;
-use servicer_runtime::frame::{CallHeader, FrameCodec, WireError};
+use servicer_runtime::native::codec;
+use servicer_runtime::native::frame::{CallHeader, CallFrameCodec, WireError};
 use tokio_util::codec::Decoder;
 
 const LIMIT: usize = 4096;

@@ -6,8 +6,8 @@ use servicer_dht::protocol::{
     FindRequest, FindResponse, PingRequest, PingResponse, StoreRequest, StoreResponse,
 };
 use libfuzzer_sys::fuzz_target;
-use servicer_runtime::codec;
-use servicer_runtime::frame::{CallHeader, WireError};
+use servicer_runtime::native::codec;
+use servicer_runtime::native::frame::{CallHeader, WireError};
 
 const LIMIT: usize = 1 << 16;
 

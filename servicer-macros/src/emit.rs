@@ -1,42 +1,46 @@
 //! From the [`Servicer`] model to the stub type and the registration code.
 //!
 //! Every path is fully qualified so the output compiles under `#![no_implicit_prelude]` and next to
-//! user types named `Result`, `Option` or `Arc`.
+//! user types named `Result`, `Option` or `Arc`. A handler's `#[cfg]`s go on everything generated
+//! for it, so a handler compiled out leaves no trace on either side.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::model::{Handler, Servicer, kind_name};
+use crate::model::{Handler, Servicer, kind_name, runtime_fn};
 
 pub(crate) fn servicer(model: &Servicer) -> TokenStream {
     let ident = &model.ident;
     let rt = &model.runtime;
     let name = &model.name;
+    let wire = model.wire.path(rt);
     let stub = format_ident!("{}Stub", ident);
     let stub_doc = format!(
         "Client stub for [`{ident}`]: each method calls the same-named handler on a remote peer."
     );
     let stub_methods = model.handlers.iter().map(|h| stub_method(model, h));
     let kinds = model.handlers.iter().map(|h| {
+        let cfgs = &h.cfgs;
         let method = h.ident.to_string();
         let kind = format_ident!("{}", kind_name(h));
-        quote! { (#method, #rt::RpcKind::#kind) }
+        quote! { #(#cfgs)* (#method, #rt::RpcKind::#kind) }
     });
     let registrations = model.handlers.iter().map(|h| registration(model, h));
     let names = model.handlers.iter().map(|h| {
+        let cfgs = &h.cfgs;
         let method = h.ident.to_string();
-        quote! { #rt::handle_name(namespace, #name, #method) }
+        quote! { #(#cfgs)* names.push(#rt::handle_name(namespace, #name, #method)); }
     });
     quote! {
         #[doc = #stub_doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         pub struct #stub {
-            base: #rt::StubBase,
+            base: #rt::StubBase<#wire>,
         }
 
         impl #stub {
             /// Wraps a stub base (see `get_stub` for the usual way in).
-            pub fn from_base(base: #rt::StubBase) -> Self {
+            pub fn from_base(base: #rt::StubBase<#wire>) -> Self {
                 Self { base }
             }
 
@@ -51,7 +55,7 @@ pub(crate) fn servicer(model: &Servicer) -> TokenStream {
             }
 
             /// The untyped stub underneath.
-            pub fn base(&self) -> &#rt::StubBase {
+            pub fn base(&self) -> &#rt::StubBase<#wire> {
                 &self.base
             }
 
@@ -67,13 +71,13 @@ pub(crate) fn servicer(model: &Servicer) -> TokenStream {
 
             /// A stub that calls this servicer's handlers on `peer`.
             pub fn get_stub(p2p: &#rt::P2P, peer: #rt::PeerId) -> #stub {
-                #stub { base: #rt::StubBase::new(p2p, peer, #name, ::core::option::Option::None) }
+                #stub { base: #rt::StubBase::<#wire>::new(p2p, peer, #name, ::core::option::Option::None) }
             }
 
             /// A stub for the instance registered under `namespace` on `peer`.
             pub fn get_stub_in_namespace(p2p: &#rt::P2P, peer: #rt::PeerId, namespace: &str) -> #stub {
                 #stub {
-                    base: #rt::StubBase::new(p2p, peer, #name, ::core::option::Option::Some(namespace)),
+                    base: #rt::StubBase::<#wire>::new(p2p, peer, #name, ::core::option::Option::Some(namespace)),
                 }
             }
 
@@ -102,17 +106,23 @@ pub(crate) fn servicer(model: &Servicer) -> TokenStream {
                 p2p: &#rt::P2P,
                 namespace: ::core::option::Option<&str>,
             ) -> ::core::result::Result<(), #rt::RpcError> {
-                p2p.remove_handlers(&[#(#names),*])
+                #[allow(unused_mut)]
+                let mut names: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+                #(#names)*
+                p2p.remove_handlers(names)
             }
 
+            // Registering a deprecated handler is not a use of it; a servicer may have no handlers.
+            #[allow(deprecated, unused_mut, unused_variables)]
             fn __servicer_register(
                 this: ::std::sync::Arc<Self>,
                 p2p: &#rt::P2P,
                 namespace: ::core::option::Option<&str>,
                 interceptor: ::core::option::Option<::std::sync::Arc<dyn #rt::Interceptor>>,
             ) -> ::core::result::Result<(), #rt::RpcError> {
-                let handlers: ::std::vec::Vec<(::std::string::String, #rt::Handler)> =
-                    ::std::vec![#(#registrations),*];
+                let mut handlers: ::std::vec::Vec<(::std::string::String, #rt::Handler<#wire>)> =
+                    ::std::vec::Vec::new();
+                #(#registrations)*
                 p2p.add_handlers(handlers, interceptor)
             }
         }
@@ -125,42 +135,41 @@ fn stub_method(model: &Servicer, handler: &Handler) -> TokenStream {
     let method_name = method.to_string();
     let req = handler.request.item();
     let resp = handler.response.item();
-    let doc = format!("Calls `{}.{method_name}` on the remote peer.", model.name);
+    let cfgs = &handler.cfgs;
+    let forwarded = &handler.forwarded;
+    let has_doc = forwarded.iter().any(|a| a.path().is_ident("doc"));
+    let doc = (!has_doc).then(|| {
+        let doc = format!("Calls `{}.{method_name}` on the remote peer.", model.name);
+        quote! { #[doc = #doc] }
+    });
     let output = if handler.response.is_stream() {
         quote! { #rt::ResponseStream<#resp> }
     } else {
         quote! { #resp }
     };
-    match (handler.request.is_stream(), handler.response.is_stream()) {
-        (false, stream_out) => {
-            let call = call_name(model, if stream_out { "unary_stream" } else { "unary" });
-            quote! {
-                #[doc = #doc]
-                pub async fn #method(&self, request: #req)
-                    -> ::core::result::Result<#output, #rt::RpcError>
-                {
-                    self.base.#call::<#req, #resp>(#method_name, request).await
-                }
+    let call = format_ident!("{}", runtime_fn(handler));
+    if handler.request.is_stream() {
+        quote! {
+            #(#cfgs)*
+            #(#forwarded)*
+            #doc
+            pub async fn #method<S>(&self, requests: S)
+                -> ::core::result::Result<#output, #rt::RpcError>
+            where
+                S: #rt::__private::Stream<Item = #req> + ::core::marker::Send + 'static,
+            {
+                self.base.#call::<#req, #resp, S>(#method_name, requests).await
             }
         }
-        (true, stream_out) => {
-            let call = call_name(
-                model,
-                if stream_out {
-                    "stream_stream"
-                } else {
-                    "stream_unary"
-                },
-            );
-            quote! {
-                #[doc = #doc]
-                pub async fn #method<S>(&self, requests: S)
-                    -> ::core::result::Result<#output, #rt::RpcError>
-                where
-                    S: #rt::__private::Stream<Item = #req> + ::core::marker::Send + 'static,
-                {
-                    self.base.#call::<#req, #resp, S>(#method_name, requests).await
-                }
+    } else {
+        quote! {
+            #(#cfgs)*
+            #(#forwarded)*
+            #doc
+            pub async fn #method(&self, request: #req)
+                -> ::core::result::Result<#output, #rt::RpcError>
+            {
+                self.base.#call::<#req, #resp>(#method_name, request).await
             }
         }
     }
@@ -169,46 +178,28 @@ fn stub_method(model: &Servicer, handler: &Handler) -> TokenStream {
 fn registration(model: &Servicer, handler: &Handler) -> TokenStream {
     let rt = &model.runtime;
     let name = &model.name;
+    let wire = model.wire.path(rt);
     let method = &handler.ident;
     let method_name = method.to_string();
-    let constructor = call_name(
-        model,
-        match (handler.request.is_stream(), handler.response.is_stream()) {
-            (false, false) => "unary",
-            (true, false) => "stream_unary",
-            (false, true) => "unary_stream",
-            (true, true) => "stream_stream",
-        },
-    );
-    let req = match handler.request.is_stream() {
-        true => {
-            let item = handler.request.item();
-            quote! { #rt::RequestStream<#item> }
-        }
-        false => {
-            let item = handler.request.item();
-            quote! { #item }
-        }
+    let cfgs = &handler.cfgs;
+    let constructor = format_ident!("{}", runtime_fn(handler));
+    let item = handler.request.item();
+    let req = if handler.request.is_stream() {
+        quote! { #rt::RequestStream<#item> }
+    } else {
+        quote! { #item }
     };
     quote! {
-        (
+        #(#cfgs)*
+        handlers.push((
             #rt::handle_name(namespace, #name, #method_name),
             {
                 let this = <::std::sync::Arc<Self> as ::core::clone::Clone>::clone(&this);
-                #rt::Handler::#constructor(move |request: #req, ctx: #rt::RpcContext| {
+                #rt::Handler::<#wire>::#constructor(move |request: #req, ctx: #rt::RpcContext| {
                     let this = <::std::sync::Arc<Self> as ::core::clone::Clone>::clone(&this);
                     async move { this.#method(request, ctx).await }
                 })
             },
-        )
-    }
-}
-
-/// The runtime's constructor or call for a kind: `unary`, or `proto_unary` on hivemind's wire.
-fn call_name(model: &Servicer, kind: &str) -> proc_macro2::Ident {
-    if model.proto {
-        format_ident!("proto_{kind}")
-    } else {
-        format_ident!("{kind}")
+        ));
     }
 }

@@ -33,9 +33,12 @@ mod parse;
 /// `servicer` facade); `#[servicer(crate = "path::to::runtime")]` names it explicitly.
 /// `#[servicer(name = "Name")]` sets the servicer's name in handle names (e.g. to match a Python
 /// class such as hivemind's `DHTProtocol`). `#[servicer(wire = "hivemind")]` makes a servicer for
-/// hivemind's wire: its messages are protobuf (`prost::Message + Default`) instead of serde, the
-/// handlers register with `Handler::proto_*` and the stub calls `StubBase::proto_*`, so it needs a
-/// node created with `WireMode::Hivemind`.
+/// hivemind's wire: its messages are protobuf (`prost::Message + Default`) instead of serde, its
+/// handlers are `Handler<Hivemind>`s and its stub a `StubBase<Hivemind>`, so it needs a node
+/// created with `WireMode::Hivemind`.
+///
+/// A handler's `#[cfg]`s apply to its stub method and its registration too, and its `#[doc]`,
+/// `#[deprecated]` and `#[allow]` attributes are copied onto its stub method.
 #[proc_macro_attribute]
 pub fn servicer(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item2: proc_macro2::TokenStream = item.clone().into();
@@ -68,7 +71,7 @@ fn expand(
     if let Some(name) = args.name {
         model.name = name;
     }
-    model.proto = args.hivemind_wire;
+    model.wire = args.wire;
     let generated = emit::servicer(&model);
     Ok(quote! {
         #item_impl
@@ -82,8 +85,8 @@ struct Args {
     runtime: Option<syn::Path>,
     /// `name = "Name"`: the servicer's name in handle names (default: the type's name).
     name: Option<String>,
-    /// `wire = "hivemind"` (protobuf messages on hivemind's wire) rather than `wire = "native"`.
-    hivemind_wire: bool,
+    /// `wire = "hivemind"` (protobuf messages on hivemind's wire) or `wire = "native"`.
+    wire: model::Wire,
 }
 
 impl Args {
@@ -91,7 +94,7 @@ impl Args {
         let mut args = Args {
             runtime: None,
             name: None,
-            hivemind_wire: false,
+            wire: model::Wire::Native,
         };
         if attr.is_empty() {
             return Ok(args);
@@ -114,9 +117,9 @@ impl Args {
                 Ok(())
             } else if meta.path.is_ident("wire") {
                 let value: syn::LitStr = meta.value()?.parse()?;
-                args.hivemind_wire = match value.value().as_str() {
-                    "native" => false,
-                    "hivemind" => true,
+                args.wire = match value.value().as_str() {
+                    "native" => model::Wire::Native,
+                    "hivemind" => model::Wire::Hivemind,
                     _ => {
                         return Err(syn::Error::new(
                             value.span(),

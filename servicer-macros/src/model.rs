@@ -1,7 +1,8 @@
 //! What `#[servicer]` understood of an impl block: the servicer and one entry per handler.
 
-use proc_macro2::Ident;
-use syn::{Path, Type};
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
+use syn::{Attribute, Path, Type};
 
 /// A servicer: the type whose impl block carries `rpc_*` handlers.
 pub(crate) struct Servicer {
@@ -12,9 +13,27 @@ pub(crate) struct Servicer {
     /// The path emitted code uses for the runtime crate.
     pub runtime: Path,
     pub handlers: Vec<Handler>,
-    /// `wire = "hivemind"`: messages are protobuf (`prost`) and handlers and calls go over
-    /// hivemind's wire (the runtime's `Handler::proto_*` and `StubBase::proto_*`).
-    pub proto: bool,
+    /// The wire its handlers serve and its stub calls on.
+    pub wire: Wire,
+}
+
+/// The runtime's wire types a servicer can be made for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// `wire = "native"` (the default): serde messages.
+    Native,
+    /// `wire = "hivemind"`: protobuf (`prost`) messages on hivemind's wire.
+    Hivemind,
+}
+
+impl Wire {
+    /// The runtime's type for this wire.
+    pub(crate) fn path(self, runtime: &Path) -> TokenStream {
+        match self {
+            Wire::Native => quote! { #runtime::Native },
+            Wire::Hivemind => quote! { #runtime::Hivemind },
+        }
+    }
 }
 
 /// One `async fn rpc_x(&self, request: R, ctx: RpcContext) -> Result<T, E>`.
@@ -22,6 +41,10 @@ pub(crate) struct Handler {
     pub ident: Ident,
     pub request: Payload,
     pub response: Payload,
+    /// Its `#[cfg]`s: the stub method and the registration exist under the same conditions.
+    pub cfgs: Vec<Attribute>,
+    /// Its `#[doc]`, `#[deprecated]` and `#[allow]`s, which its stub method carries too.
+    pub forwarded: Vec<Attribute>,
 }
 
 /// A message type, or a stream of them.
@@ -51,6 +74,16 @@ pub(crate) fn kind_name(handler: &Handler) -> &'static str {
         (true, false) => "StreamUnary",
         (false, true) => "UnaryStream",
         (true, true) => "StreamStream",
+    }
+}
+
+/// The runtime's `Handler` constructor and `StubBase` method for a handler's kind (the same name).
+pub(crate) fn runtime_fn(handler: &Handler) -> &'static str {
+    match (handler.request.is_stream(), handler.response.is_stream()) {
+        (false, false) => "unary",
+        (true, false) => "stream_unary",
+        (false, true) => "unary_stream",
+        (true, true) => "stream_stream",
     }
 }
 

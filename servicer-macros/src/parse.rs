@@ -6,7 +6,7 @@ use syn::{
     FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, Path, PathArguments, ReturnType, Type,
 };
 
-use crate::model::{GENERATED_NAMES, Handler, Payload, Servicer};
+use crate::model::{GENERATED_NAMES, Handler, Payload, Servicer, Wire};
 
 const SHAPE: &str =
     "expected `async fn rpc_name(&self, request: R, ctx: RpcContext) -> Result<T, E>`";
@@ -105,14 +105,14 @@ pub(crate) fn servicer(item: &ItemImpl, runtime: Path) -> syn::Result<Servicer> 
             ident,
             runtime,
             handlers,
-            proto: false,
+            wire: Wire::Native,
         }),
         None => errors.finish(Servicer {
             name: String::new(),
             ident: proc_macro2::Ident::new("Invalid", Span::call_site()),
             runtime,
             handlers,
-            proto: false,
+            wire: Wire::Native,
         }),
     }
 }
@@ -204,11 +204,30 @@ fn handler(method: &ImplItemFn, errors: &mut Errors) -> Option<Handler> {
     if errors.0.is_some() && !before {
         return None;
     }
+    let (cfgs, forwarded) = handler_attrs(&method.attrs);
     Some(Handler {
         ident: name.clone(),
         request: request?,
         response: response?,
+        cfgs,
+        forwarded,
     })
+}
+
+/// A handler's attributes that its generated items share: its `#[cfg]`s (for the stub method and
+/// the registration) and its `#[doc]`, `#[deprecated]` and `#[allow]`s (for the stub method).
+fn handler_attrs(attrs: &[syn::Attribute]) -> (Vec<syn::Attribute>, Vec<syn::Attribute>) {
+    let mut cfgs = Vec::new();
+    let mut forwarded = Vec::new();
+    for attr in attrs {
+        let path = attr.path();
+        if path.is_ident("cfg") {
+            cfgs.push(attr.clone());
+        } else if path.is_ident("doc") || path.is_ident("deprecated") || path.is_ident("allow") {
+            forwarded.push(attr.clone());
+        }
+    }
+    (cfgs, forwarded)
 }
 
 fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {

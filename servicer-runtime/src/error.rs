@@ -98,8 +98,12 @@ impl RpcError {
             message: message.to_string(),
         }
     }
+}
 
-    pub(crate) fn io(err: std::io::Error) -> Self {
+impl From<std::io::Error> for RpcError {
+    /// Bytes that did not decode are [`RpcError::Malformed`]; any other I/O failure means the
+    /// stream is gone.
+    fn from(err: std::io::Error) -> Self {
         match err.kind() {
             std::io::ErrorKind::InvalidData => RpcError::Malformed(err.to_string()),
             _ => RpcError::ConnectionClosed(err.to_string()),

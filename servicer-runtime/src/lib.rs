@@ -1,5 +1,5 @@
-//! The runtime behind `#[servicer]`: a peer-to-peer node on rust-libp2p and tokio, its RPC wire
-//! format, the handler registry and the stub base that generated stubs wrap.
+//! The runtime behind `#[servicer]`: a peer-to-peer node on rust-libp2p and tokio, the wires it
+//! speaks, the handler registry and the stub base that generated stubs wrap.
 //!
 //! - [`P2P`]: the node (a cloneable handle to the task that owns the libp2p swarm), created from a
 //!   [`P2PConfig`]. TCP, QUIC and an in-memory transport (`/memory/N`), noise, yamux, identify, ping.
@@ -8,47 +8,51 @@
 //! - [`StubBase`]: calls a remote peer's handlers; [`ResponseStream`] and [`RequestStream`] carry
 //!   streams of messages.
 //! - [`RpcError`]: the one error type; [`RpcContext`]: what a handler knows about its caller.
+//! - [`Wire`]: how calls look on the network. [`Native`], this project's wire (every call on a
+//!   reused stream of `/servicer/rpc/1.0.0`, serde messages, see [`native`]), and [`Hivemind`],
+//!   hivemind 1.1.12's (protobuf messages, see [`hivemind`]), which a node speaks when created
+//!   with [`WireMode::Hivemind`]. `Handler` and `StubBase` are generic over the wire, so the four
+//!   kinds of call read the same on both.
 //!
-//! Wire: every call runs on a libp2p stream of the protocol `/servicer/rpc/1.0.0` as frames
-//! `kind | u32 length | payload` (see the `frame` module): a call header, messages, and an end or an
-//! error frame. Streams of finished calls are kept and reused, so a call costs one round trip and
-//! no protocol negotiation.
-//!
-//! [`WireMode::Hivemind`] adds hivemind 1.1.12's wire (see [`hivemind`]): protocol names without a
-//! leading `/`, protobuf messages, handlers made with `Handler::proto_*` and called with
-//! `StubBase::proto_*`.
+//! `docs/architecture.md` in the repository draws the layers of this crate and follows one call
+//! through them.
 
 #![warn(missing_docs)]
 
-mod behaviour;
-pub mod codec;
 mod config;
-mod context;
 mod error;
-pub mod frame;
-mod handler;
-pub mod hivemind;
-mod identity;
-mod limits;
-mod p2p;
-mod pool;
-mod routing;
-mod server;
-mod stream;
-mod stream_io;
+mod model;
+mod node;
+mod serve;
 mod stub;
-mod swarm;
+mod transport;
+mod wire;
 
 pub use config::{DEFAULT_MAX_MESSAGE_SIZE, P2PConfig, WireMode};
-pub use context::RpcContext;
 pub use error::RpcError;
-pub use handler::{Handler, Interceptor, Message, ProtoMessage, RpcKind, handle_name};
-pub use identity::load_or_create_identity;
 pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::{Multiaddr, PeerId, Stream};
-pub use p2p::{P2P, multiaddr_peer_id};
-pub use stream::{RequestStream, ResponseSender, ResponseStream};
+pub use model::{
+    Interceptor, RequestStream, ResponseSender, ResponseStream, RpcContext, RpcKind, handle_name,
+};
+pub use node::{P2P, load_or_create_identity, multiaddr_peer_id};
+pub use serve::Handler;
 pub use stub::StubBase;
+pub use wire::{Hivemind, Message, Native, Wire};
+
+pub(crate) use model::HandlePrefix;
+
+/// The native wire's format: frames and the message codec, for tools that speak the wire by
+/// hand, adversarial tests and fuzzing. Stubs and handlers are the way to make and serve calls.
+pub mod native {
+    pub use crate::wire::native::{PROTOCOL, codec, frame};
+}
+
+/// hivemind 1.1.12's wire format: its protobuf messages, unary envelopes, stream frames and
+/// protocol negotiation, for tools and tests that speak it by hand.
+pub mod hivemind {
+    pub use crate::wire::hivemind::{HivemindWireError, frames, negotiate, proto, unary};
+}
 
 /// A hash map of per-call state (keyed by peer ids and handler names, which remote peers
 /// choose): seeded per map, and several times faster than std's SipHash on a `PeerId`'s digest.

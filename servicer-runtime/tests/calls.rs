@@ -9,11 +9,11 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use servicer_runtime::{
-    Handler, P2P, P2PConfig, RequestStream, ResponseStream, RpcError, StubBase,
+    Handler, Native, P2P, P2PConfig, RequestStream, ResponseStream, RpcError, StubBase,
 };
 
 fn stub(client: &P2P, server: &P2P) -> StubBase {
-    StubBase::new(client, server.peer_id(), "Test", None)
+    StubBase::<Native>::new(client, server.peer_id(), "Test", None)
 }
 
 fn add_math(server: &P2P) {
@@ -22,27 +22,29 @@ fn add_math(server: &P2P) {
             vec![
                 (
                     "Test.rpc_square".into(),
-                    Handler::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) }),
+                    Handler::<Native>::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) }),
                 ),
                 (
                     "Test.rpc_sum".into(),
-                    Handler::stream_unary(|mut xs: RequestStream<i64>, _ctx| async move {
-                        let mut sum = 0;
-                        while let Some(x) = xs.next().await {
-                            sum += x.map_err(|e| e.to_string())?;
-                        }
-                        Ok::<_, String>(sum)
-                    }),
+                    Handler::<Native>::stream_unary(
+                        |mut xs: RequestStream<i64>, _ctx| async move {
+                            let mut sum = 0;
+                            while let Some(x) = xs.next().await {
+                                sum += x.map_err(|e| e.to_string())?;
+                            }
+                            Ok::<_, String>(sum)
+                        },
+                    ),
                 ),
                 (
                     "Test.rpc_count".into(),
-                    Handler::unary_stream(|n: i64, _ctx| async move {
+                    Handler::<Native>::unary_stream(|n: i64, _ctx| async move {
                         Ok::<_, String>(ResponseStream::iter(0..n))
                     }),
                 ),
                 (
                     "Test.rpc_powers".into(),
-                    Handler::stream_stream(|xs: RequestStream<i64>, _ctx| async move {
+                    Handler::<Native>::stream_stream(|xs: RequestStream<i64>, _ctx| async move {
                         let out = xs.flat_map(|x| {
                             let items: Vec<Result<i64, RpcError>> = match x {
                                 Ok(x) => vec![Ok(x * x), Ok(x * x * x)],
@@ -55,15 +57,19 @@ fn add_math(server: &P2P) {
                 ),
                 (
                     "Test.rpc_fail".into(),
-                    Handler::unary(|_: (), _ctx| async move { Err::<(), _>("boom") }),
+                    Handler::<Native>::unary(|_: (), _ctx| async move { Err::<(), _>("boom") }),
                 ),
                 (
                     "Test.rpc_big".into(),
-                    Handler::unary(|n: usize, _ctx| async move { Ok::<_, String>(vec![7u8; n]) }),
+                    Handler::<Native>::unary(|n: usize, _ctx| async move {
+                        Ok::<_, String>(vec![7u8; n])
+                    }),
                 ),
                 (
                     "Test.rpc_echo".into(),
-                    Handler::unary(|v: Vec<u8>, _ctx| async move { Ok::<_, String>(v.len()) }),
+                    Handler::<Native>::unary(
+                        |v: Vec<u8>, _ctx| async move { Ok::<_, String>(v.len()) },
+                    ),
                 ),
             ],
             None,
@@ -213,7 +219,7 @@ async fn oversized_messages_both_directions() {
     let big_client = P2P::create(P2PConfig::default().with_initial_peers(server.visible_maddrs()))
         .await
         .unwrap();
-    let big = StubBase::new(&big_client, server.peer_id(), "Test", None);
+    let big = StubBase::<Native>::new(&big_client, server.peer_id(), "Test", None);
     let err = big
         .unary::<Vec<u8>, usize>("rpc_echo", vec![0; 100 * 1024])
         .await
@@ -239,7 +245,7 @@ async fn oversized_messages_both_directions() {
 async fn deadline_exceeded_on_silent_handler() {
     let (server, client) = pair().await;
     server
-        .add_handler("Test.rpc_hang", hanging_handler())
+        .add_handlers([("Test.rpc_hang".into(), hanging_handler())], None)
         .unwrap();
     let stub = stub(&client, &server).with_deadline(Duration::from_millis(300));
     let started = std::time::Instant::now();
@@ -257,8 +263,9 @@ async fn dial_to_dead_peer_fails_within_deadline() {
     let dead_addrs = dead.visible_maddrs();
     dead.shutdown().await;
     let client = P2P::create(P2PConfig::default()).await.unwrap();
-    client.add_addresses(dead_id, dead_addrs).await.unwrap();
-    let stub = StubBase::new(&client, dead_id, "Test", None).with_deadline(Duration::from_secs(5));
+    client.add_addresses([(dead_id, dead_addrs)]).await.unwrap();
+    let stub = StubBase::<Native>::new(&client, dead_id, "Test", None)
+        .with_deadline(Duration::from_secs(5));
     let started = std::time::Instant::now();
     let err = stub.unary::<(), ()>("rpc_x", ()).await.unwrap_err();
     assert!(
@@ -277,7 +284,7 @@ async fn dial_to_dead_peer_fails_within_deadline() {
     let unknown = servicer_runtime::Keypair::generate_ed25519()
         .public()
         .to_peer_id();
-    let err = StubBase::new(&client, unknown, "Test", None)
+    let err = StubBase::<Native>::new(&client, unknown, "Test", None)
         .unary::<(), ()>("rpc_x", ())
         .await
         .unwrap_err();
@@ -291,9 +298,7 @@ async fn dropping_a_server_stream_cancels_the_handler() {
     let cancelled = Arc::new(AtomicBool::new(false));
     let flag = cancelled.clone();
     server
-        .add_handler(
-            "Test.rpc_wait",
-            Handler::unary_stream(move |n: i64, _ctx| {
+        .add_handlers([("Test.rpc_wait".into(), Handler::<Native>::unary_stream(move |n: i64, _ctx| {
                 let flag = flag.clone();
                 async move {
                     let (tx, rx) = ResponseStream::channel(4);
@@ -308,8 +313,7 @@ async fn dropping_a_server_stream_cancels_the_handler() {
                     });
                     Ok::<_, String>(rx)
                 }
-            }),
-        )
+            }),)], None)
         .unwrap();
     let mut responses = stub(&client, &server)
         .unary_stream::<i64, i64>("rpc_wait", 10)
@@ -335,17 +339,20 @@ async fn dropping_a_unary_call_cancels_the_handler() {
     let cancelled = Arc::new(AtomicBool::new(false));
     let (s, c) = (started.clone(), cancelled.clone());
     server
-        .add_handler(
-            "Test.rpc_sleep",
-            Handler::unary(move |_: (), _ctx| {
-                let (s, c) = (s.clone(), c.clone());
-                async move {
-                    let _guard = SetOnDrop(c);
-                    s.store(true, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    Ok::<(), String>(())
-                }
-            }),
+        .add_handlers(
+            [(
+                "Test.rpc_sleep".into(),
+                Handler::<Native>::unary(move |_: (), _ctx| {
+                    let (s, c) = (s.clone(), c.clone());
+                    async move {
+                        let _guard = SetOnDrop(c);
+                        s.store(true, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        Ok::<(), String>(())
+                    }
+                }),
+            )],
+            None,
         )
         .unwrap();
     let stub = stub(&client, &server);
@@ -389,20 +396,22 @@ async fn thousand_concurrent_calls_from_four_clients() {
 async fn removing_and_readding_a_handler() {
     let (server, client) = pair().await;
     let stub = stub(&client, &server);
-    let square = || Handler::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) });
+    let square = || Handler::<Native>::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) });
     for _ in 0..3 {
-        server.add_handler("Test.rpc_square", square()).unwrap();
+        server
+            .add_handlers([("Test.rpc_square".into(), square())], None)
+            .unwrap();
         assert!(matches!(
-            server.add_handler("Test.rpc_square", square()),
+            server.add_handlers([("Test.rpc_square".into(), square())], None),
             Err(RpcError::DuplicateHandler { .. })
         ));
         assert_eq!(stub.unary::<i64, i64>("rpc_square", 10).await.unwrap(), 100);
-        server.remove_handler("Test.rpc_square").unwrap();
+        server.remove_handlers(["Test.rpc_square"]).unwrap();
         let err = stub.unary::<i64, i64>("rpc_square", 10).await.unwrap_err();
         assert!(matches!(err, RpcError::UnknownHandler { .. }), "{err:?}");
     }
     assert!(matches!(
-        server.remove_handler("Test.rpc_square"),
+        server.remove_handlers(["Test.rpc_square"]),
         Err(RpcError::UnknownHandler { .. })
     ));
     client.shutdown().await;
@@ -417,16 +426,19 @@ async fn busy_peer_gets_a_clear_error() {
     let running = Arc::new(AtomicUsize::new(0));
     let r = running.clone();
     server
-        .add_handler(
-            "Test.rpc_slow",
-            Handler::unary(move |_: (), _ctx| {
-                let r = r.clone();
-                async move {
-                    r.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    Ok::<(), String>(())
-                }
-            }),
+        .add_handlers(
+            [(
+                "Test.rpc_slow".into(),
+                Handler::<Native>::unary(move |_: (), _ctx| {
+                    let r = r.clone();
+                    async move {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        Ok::<(), String>(())
+                    }
+                }),
+            )],
+            None,
         )
         .unwrap();
     let client = P2P::create(P2PConfig::default().with_initial_peers(server.visible_maddrs()))
@@ -454,7 +466,7 @@ async fn busy_peer_gets_a_clear_error() {
 async fn shutdown_ends_pending_calls_with_an_error() {
     let (server, client) = pair().await;
     server
-        .add_handler("Test.rpc_hang", hanging_handler())
+        .add_handlers([("Test.rpc_hang".into(), hanging_handler())], None)
         .unwrap();
     let s = stub(&client, &server);
     let call = tokio::spawn(async move { s.unary::<(), ()>("rpc_hang", ()).await });
@@ -467,5 +479,65 @@ async fn shutdown_ends_pending_calls_with_an_error() {
     assert!(result.is_err());
     let again = stub(&client, &server).unary::<(), ()>("rpc_hang", ()).await;
     assert_eq!(again.unwrap_err(), RpcError::Shutdown);
+    server.shutdown().await;
+}
+
+/// Bytes that are not a call, on a stream of the native protocol, fail that stream with an error
+/// frame and close it; other calls on the same connection go on.
+#[tokio::test]
+async fn garbage_on_a_stream_fails_that_stream_only() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    use servicer_runtime::native::codec;
+    use servicer_runtime::native::frame::{CallFrameCodec, FrameKind, WireError};
+    use tokio_util::codec::Decoder;
+
+    let server = P2P::create(P2PConfig::default()).await.unwrap();
+    server
+        .add_handlers(
+            [(
+                "T.rpc_square".into(),
+                Handler::<Native>::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) }),
+            )],
+            None,
+        )
+        .unwrap();
+    let client = P2P::create(P2PConfig::default().with_initial_peers(server.visible_maddrs()))
+        .await
+        .unwrap();
+    let stub = StubBase::<Native>::new(&client, server.peer_id(), "T", None);
+    assert_eq!(stub.unary::<i64, i64>("rpc_square", 3).await.unwrap(), 9);
+    for garbage in [
+        &b"\xff\xff\xff\xff\xff\xff"[..],         // unknown frame kind
+        &b"\x00\x00\x00\x00\x03\xfe\xfe\xfe"[..], // a call header that does not decode
+        &b"\x01\x00\x00\x00\x01\x00"[..],         // a message before any call header
+        &b"\x00\x7f\xff\xff\xff"[..],             // a length far beyond the limit
+    ] {
+        let mut raw = client.open_raw_stream(server.peer_id()).await.unwrap();
+        raw.write_all(garbage).await.unwrap();
+        raw.flush().await.unwrap();
+        // The server answers with one error frame and closes the stream.
+        let mut answer = Vec::new();
+        raw.read_to_end(&mut answer).await.unwrap();
+        let mut buffer = bytes::BytesMut::from(&answer[..]);
+        let frame = CallFrameCodec::new(1 << 20)
+            .decode(&mut buffer)
+            .unwrap()
+            .unwrap();
+        assert_eq!(frame.kind, FrameKind::Error);
+        assert!(buffer.is_empty(), "nothing after the error frame");
+        let err: RpcError = codec::decode::<WireError>(&frame.payload, 1 << 20)
+            .unwrap()
+            .into();
+        assert!(
+            matches!(
+                err,
+                RpcError::Malformed(_) | RpcError::MessageTooLarge { .. }
+            ),
+            "{err:?}"
+        );
+        // Other calls, on the same connection, go on.
+        assert_eq!(stub.unary::<i64, i64>("rpc_square", 4).await.unwrap(), 16);
+    }
+    client.shutdown().await;
     server.shutdown().await;
 }

@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use futures::StreamExt;
-use servicer_runtime::{Handler, P2P, P2PConfig, ResponseStream, RpcError, StubBase, WireMode};
+use servicer_runtime::{
+    Handler, Hivemind, Native, P2P, P2PConfig, ResponseStream, RpcError, StubBase, WireMode,
+};
 
 use common::tcp;
 
@@ -77,7 +79,7 @@ fn register(server: &P2P) {
             vec![
                 (
                     "DHTProtocol.rpc_ping".into(),
-                    Handler::proto_unary(|req: PingRequest, ctx| async move {
+                    Handler::<Hivemind>::unary(|req: PingRequest, ctx| async move {
                         assert_eq!(ctx.handle_name(), "DHTProtocol.rpc_ping");
                         let n = req.peer.map(|p| p.node_id.len() as u8).unwrap_or(0);
                         Ok::<_, String>(ping_response(n))
@@ -85,20 +87,20 @@ fn register(server: &P2P) {
                 ),
                 (
                     "Test.rpc_fail".into(),
-                    Handler::proto_unary(|_req: PingRequest, _ctx| async move {
+                    Handler::<Hivemind>::unary(|_req: PingRequest, _ctx| async move {
                         Err::<PingResponse, _>("RustError('boom')")
                     }),
                 ),
                 (
                     "ns::Test.rpc_count".into(),
-                    Handler::proto_unary_stream(|req: PingRequest, _ctx| async move {
+                    Handler::<Hivemind>::unary_stream(|req: PingRequest, _ctx| async move {
                         let n = req.peer.map(|p| p.node_id.len()).unwrap_or(0);
                         Ok::<_, String>(ResponseStream::iter((0..n as u8).map(ping_response)))
                     }),
                 ),
                 (
                     "Test.rpc_echo".into(),
-                    Handler::proto_stream_stream(
+                    Handler::<Hivemind>::stream_stream(
                         |requests: servicer_runtime::RequestStream<PingRequest>, _ctx| async move {
                             Ok::<_, String>(ResponseStream::new(
                                 requests.map(|r| r.map(|req| ping_response(req.validate as u8))),
@@ -108,7 +110,7 @@ fn register(server: &P2P) {
                 ),
                 (
                     "Test.rpc_sum".into(),
-                    Handler::proto_stream_unary(
+                    Handler::<Hivemind>::stream_unary(
                         |requests: servicer_runtime::RequestStream<PingRequest>, _ctx| async move {
                             let all: Vec<_> = requests.collect().await;
                             let oks = all.iter().filter(|r| r.is_ok()).count();
@@ -121,7 +123,7 @@ fn register(server: &P2P) {
                 ),
                 (
                     "Test.rpc_stream_fail".into(),
-                    Handler::proto_unary_stream(|_req: PingRequest, _ctx| async move {
+                    Handler::<Hivemind>::unary_stream(|_req: PingRequest, _ctx| async move {
                         let items = futures::stream::iter([
                             Ok(ping_response(1)),
                             Err(RpcError::handler("stream boom")),
@@ -148,22 +150,19 @@ fn ping(len: usize, validate: bool) -> PingRequest {
 async fn unary_calls_and_errors() {
     let (server, client) = hivemind_pair().await;
     register(&server);
-    let dht = StubBase::new(&client, server.peer_id(), "DHTProtocol", None);
-    let response: PingResponse = dht
-        .proto_unary("rpc_ping", ping(20, true))
-        .await
-        .expect("ping");
+    let dht = StubBase::<Hivemind>::new(&client, server.peer_id(), "DHTProtocol", None);
+    let response: PingResponse = dht.unary("rpc_ping", ping(20, true)).await.expect("ping");
     assert_eq!(response, ping_response(20));
     // Several at once, each on its own stream.
-    let calls = (1..=8).map(|n| dht.proto_unary::<_, PingResponse>("rpc_ping", ping(n, false)));
+    let calls = (1..=8).map(|n| dht.unary::<_, PingResponse>("rpc_ping", ping(n, false)));
     let results = futures::future::join_all(calls).await;
     for (n, result) in (1..=8).zip(results) {
         assert_eq!(result.expect("ping"), ping_response(n as u8));
     }
 
-    let test = StubBase::new(&client, server.peer_id(), "Test", None);
+    let test = StubBase::<Hivemind>::new(&client, server.peer_id(), "Test", None);
     let err = test
-        .proto_unary::<_, PingResponse>("rpc_fail", ping(1, false))
+        .unary::<_, PingResponse>("rpc_fail", ping(1, false))
         .await
         .expect_err("fails");
     assert_eq!(
@@ -173,7 +172,7 @@ async fn unary_calls_and_errors() {
         }
     );
     let err = test
-        .proto_unary::<_, PingResponse>("rpc_missing", ping(1, false))
+        .unary::<_, PingResponse>("rpc_missing", ping(1, false))
         .await
         .expect_err("unknown");
     assert_eq!(
@@ -183,10 +182,7 @@ async fn unary_calls_and_errors() {
         }
     );
     // The node still works after the refusal.
-    let again: PingResponse = dht
-        .proto_unary("rpc_ping", ping(3, false))
-        .await
-        .expect("ping");
+    let again: PingResponse = dht.unary("rpc_ping", ping(3, false)).await.expect("ping");
     assert_eq!(again, ping_response(3));
 }
 
@@ -194,9 +190,9 @@ async fn unary_calls_and_errors() {
 async fn streaming_calls_and_errors() {
     let (server, client) = hivemind_pair().await;
     register(&server);
-    let ns = StubBase::new(&client, server.peer_id(), "Test", Some("ns"));
+    let ns = StubBase::<Hivemind>::new(&client, server.peer_id(), "Test", Some("ns"));
     let items: Vec<PingResponse> = ns
-        .proto_unary_stream("rpc_count", ping(4, false))
+        .unary_stream("rpc_count", ping(4, false))
         .await
         .expect("call")
         .map(|r| r.expect("item"))
@@ -204,10 +200,10 @@ async fn streaming_calls_and_errors() {
         .await;
     assert_eq!(items, (0..4).map(ping_response).collect::<Vec<_>>());
 
-    let test = StubBase::new(&client, server.peer_id(), "Test", None);
+    let test = StubBase::<Hivemind>::new(&client, server.peer_id(), "Test", None);
     let requests = futures::stream::iter([ping(1, true), ping(1, false), ping(1, true)]);
     let echoed: Vec<PingResponse> = test
-        .proto_stream_stream("rpc_echo", requests)
+        .stream_stream("rpc_echo", requests)
         .await
         .expect("call")
         .map(|r| r.expect("item"))
@@ -219,13 +215,13 @@ async fn streaming_calls_and_errors() {
     );
 
     let sum: StoreResponse = test
-        .proto_stream_unary("rpc_sum", futures::stream::iter(vec![ping(1, false); 5]))
+        .stream_unary("rpc_sum", futures::stream::iter(vec![ping(1, false); 5]))
         .await
         .expect("sum");
     assert_eq!(sum.store_ok, vec![true; 5]);
 
     let mut failing = test
-        .proto_unary_stream::<_, PingResponse>("rpc_stream_fail", ping(1, false))
+        .unary_stream::<_, PingResponse>("rpc_stream_fail", ping(1, false))
         .await
         .expect("call");
     assert_eq!(
@@ -241,7 +237,7 @@ async fn streaming_calls_and_errors() {
     assert!(failing.next().await.is_none());
 
     let mut missing = test
-        .proto_unary_stream::<_, PingResponse>("rpc_nothing", ping(1, false))
+        .unary_stream::<_, PingResponse>("rpc_nothing", ping(1, false))
         .await
         .expect("lazy open");
     assert_eq!(
@@ -256,12 +252,15 @@ async fn streaming_calls_and_errors() {
 async fn native_handlers_still_work_and_modes_are_checked() {
     let (server, client) = hivemind_pair().await;
     server
-        .add_handler(
-            "Calc.rpc_square",
-            Handler::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) }),
+        .add_handlers(
+            [(
+                "Calc.rpc_square".into(),
+                Handler::<Native>::unary(|x: i64, _ctx| async move { Ok::<_, String>(x * x) }),
+            )],
+            None,
         )
         .expect("register");
-    let calc = StubBase::new(&client, server.peer_id(), "Calc", None);
+    let calc = StubBase::<Native>::new(&client, server.peer_id(), "Calc", None);
     let y: i64 = calc.unary("rpc_square", 12i64).await.expect("square");
     assert_eq!(y, 144);
 
@@ -269,15 +268,20 @@ async fn native_handlers_still_work_and_modes_are_checked() {
         .await
         .expect("native");
     let err = native
-        .add_handler(
-            "DHTProtocol.rpc_ping",
-            Handler::proto_unary(|r: PingRequest, _ctx| async move { Ok::<_, String>(r) }),
+        .add_handlers(
+            [(
+                "DHTProtocol.rpc_ping".into(),
+                Handler::<Hivemind>::unary(
+                    |r: PingRequest, _ctx| async move { Ok::<_, String>(r) },
+                ),
+            )],
+            None,
         )
         .expect_err("needs hivemind mode");
     assert!(matches!(err, RpcError::Unsupported(_)), "{err:?}");
-    let stub = StubBase::new(&native, server.peer_id(), "DHTProtocol", None);
+    let stub = StubBase::<Hivemind>::new(&native, server.peer_id(), "DHTProtocol", None);
     let err = stub
-        .proto_unary::<_, PingResponse>("rpc_ping", ping(1, false))
+        .unary::<_, PingResponse>("rpc_ping", ping(1, false))
         .await
         .expect_err("needs hivemind mode");
     assert!(matches!(err, RpcError::Unsupported(_)), "{err:?}");
@@ -301,7 +305,7 @@ async fn dropping_a_call_cancels_the_remote_handler() {
             vec![
                 (
                     "Slow.rpc_wait".into(),
-                    Handler::proto_unary(move |_req: PingRequest, _ctx| {
+                    Handler::<Hivemind>::unary(move |_req: PingRequest, _ctx| {
                         let guard = common::SetOnDrop(d1.clone());
                         s1.fetch_add(1, Ordering::SeqCst);
                         async move {
@@ -313,7 +317,7 @@ async fn dropping_a_call_cancels_the_remote_handler() {
                 ),
                 (
                     "Slow.rpc_trickle".into(),
-                    Handler::proto_unary_stream(move |_req: PingRequest, _ctx| {
+                    Handler::<Hivemind>::unary_stream(move |_req: PingRequest, _ctx| {
                         let guard = common::SetOnDrop(d2.clone());
                         s2.fetch_add(1, Ordering::SeqCst);
                         async move {
@@ -329,10 +333,10 @@ async fn dropping_a_call_cancels_the_remote_handler() {
             None,
         )
         .expect("register");
-    let slow = StubBase::new(&client, server.peer_id(), "Slow", None);
+    let slow = StubBase::<Hivemind>::new(&client, server.peer_id(), "Slow", None);
     let short = slow.with_deadline(Duration::from_millis(300));
     let err = short
-        .proto_unary::<_, PingResponse>("rpc_wait", ping(1, false))
+        .unary::<_, PingResponse>("rpc_wait", ping(1, false))
         .await
         .expect_err("deadline");
     assert!(matches!(err, RpcError::DeadlineExceeded(_)), "{err:?}");
@@ -343,7 +347,7 @@ async fn dropping_a_call_cancels_the_remote_handler() {
     .await;
 
     let mut trickle = slow
-        .proto_unary_stream::<_, PingResponse>("rpc_trickle", ping(1, false))
+        .unary_stream::<_, PingResponse>("rpc_trickle", ping(1, false))
         .await
         .expect("call");
     for _ in 0..3 {
@@ -378,27 +382,27 @@ async fn message_cap_applies_both_ways() {
     .await
     .expect("client");
     server
-        .add_handler(
-            "Big.rpc_grow",
-            Handler::proto_unary(|req: PingRequest, _ctx| async move {
-                let n = req.peer.map(|p| p.node_id.len()).unwrap_or(0);
-                Ok::<_, String>(PingResponse {
-                    peer: Some(NodeInfo {
-                        node_id: vec![1; n * 10],
-                    }),
-                    ..PingResponse::default()
-                })
-            }),
+        .add_handlers(
+            [(
+                "Big.rpc_grow".into(),
+                Handler::<Hivemind>::unary(|req: PingRequest, _ctx| async move {
+                    let n = req.peer.map(|p| p.node_id.len()).unwrap_or(0);
+                    Ok::<_, String>(PingResponse {
+                        peer: Some(NodeInfo {
+                            node_id: vec![1; n * 10],
+                        }),
+                        ..PingResponse::default()
+                    })
+                }),
+            )],
+            None,
         )
         .expect("register");
-    let big = StubBase::new(&client, server.peer_id(), "Big", None);
-    let ok: PingResponse = big
-        .proto_unary("rpc_grow", ping(50, false))
-        .await
-        .expect("fits");
+    let big = StubBase::<Hivemind>::new(&client, server.peer_id(), "Big", None);
+    let ok: PingResponse = big.unary("rpc_grow", ping(50, false)).await.expect("fits");
     assert_eq!(ok.peer.map(|p| p.node_id.len()), Some(500));
     let err = big
-        .proto_unary::<_, PingResponse>("rpc_grow", ping(200, false))
+        .unary::<_, PingResponse>("rpc_grow", ping(200, false))
         .await
         .expect_err("reply too large");
     assert!(
@@ -406,7 +410,7 @@ async fn message_cap_applies_both_ways() {
         "{err:?}"
     );
     let err = big
-        .proto_unary::<_, PingResponse>("rpc_grow", ping(2000, false))
+        .unary::<_, PingResponse>("rpc_grow", ping(2000, false))
         .await
         .expect_err("request too large");
     assert!(matches!(err, RpcError::MessageTooLarge { .. }), "{err:?}");

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use bytes::BytesMut;
 use prost::Message;
-use servicer_runtime::hivemind::MAX_MESSAGE_SIZE;
-use servicer_runtime::hivemind::frames::{END_OF_STREAM, FrameCodec, StreamFrame};
+use servicer_runtime::DEFAULT_MAX_MESSAGE_SIZE;
+use servicer_runtime::hivemind::frames::{END_OF_STREAM, StreamFrame, StreamFrameCodec};
 use servicer_runtime::hivemind::unary::{
     CallId, UnaryOutcome, UnaryReply, UnaryRequest, decode_delimited, encode_delimited,
 };
@@ -77,7 +77,7 @@ fn every_vector_is_covered() {
 #[test]
 fn unary_request_envelope() {
     let bytes = vector("unary.request");
-    let (envelope, used) = decode_delimited(&bytes, MAX_MESSAGE_SIZE)
+    let (envelope, used) = decode_delimited(&bytes, DEFAULT_MAX_MESSAGE_SIZE)
         .expect("decodes")
         .expect("complete");
     assert_eq!(used, bytes.len());
@@ -86,7 +86,8 @@ fn unary_request_envelope() {
     assert_eq!(request.proto, "DHTProtocol.rpc_ping");
     assert!(servicer_runtime::PeerId::from_bytes(&request.peer).is_ok());
     assert_eq!(request.data, vector("dht.ping_request"));
-    let again = encode_delimited(&request.to_envelope(), MAX_MESSAGE_SIZE).expect("encodes");
+    let again =
+        encode_delimited(&request.to_envelope(), DEFAULT_MAX_MESSAGE_SIZE).expect("encodes");
     assert_eq!(again, bytes);
 }
 
@@ -104,19 +105,20 @@ fn unary_reply_envelopes() {
         ),
     ] {
         let bytes = vector(name);
-        let (envelope, used) = decode_delimited(&bytes, MAX_MESSAGE_SIZE)
+        let (envelope, used) = decode_delimited(&bytes, DEFAULT_MAX_MESSAGE_SIZE)
             .expect("decodes")
             .expect("complete");
         assert_eq!(used, bytes.len(), "{name}");
         let reply = UnaryReply::from_envelope(envelope).expect("an unaryResponse");
         assert_eq!(reply.call_id, CallId(CALL_ID), "{name}");
         assert_eq!(reply.outcome, expected, "{name}");
-        let again = encode_delimited(&reply.to_envelope(), MAX_MESSAGE_SIZE).expect("encodes");
+        let again =
+            encode_delimited(&reply.to_envelope(), DEFAULT_MAX_MESSAGE_SIZE).expect("encodes");
         assert_eq!(again, bytes, "{name}");
         // Every prefix is incomplete, never an error.
         for cut in 0..bytes.len() {
             assert!(matches!(
-                decode_delimited(&bytes[..cut], MAX_MESSAGE_SIZE),
+                decode_delimited(&bytes[..cut], DEFAULT_MAX_MESSAGE_SIZE),
                 Ok(None)
             ));
         }
@@ -125,7 +127,7 @@ fn unary_reply_envelopes() {
 
 #[test]
 fn stream_frames() {
-    let mut codec = FrameCodec::default();
+    let mut codec = StreamFrameCodec::default();
     let cases = [
         (
             "stream.message",
@@ -154,7 +156,7 @@ fn stream_frames() {
     assert_eq!(vector("stream.end_of_stream"), END_OF_STREAM);
     assert!(
         StreamFrame::Error(
-            servicer_runtime::hivemind::proto::RpcError::decode(&[][..]).unwrap_or_default()
+            servicer_runtime::hivemind::proto::StreamError::decode(&[][..]).unwrap_or_default()
         )
         .is_end_of_stream()
     );

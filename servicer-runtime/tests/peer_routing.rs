@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use servicer_runtime::{Handler, P2P, P2PConfig, PeerId, RpcError, StubBase, WireMode};
+use servicer_runtime::{Handler, Hivemind, P2P, P2PConfig, PeerId, RpcError, StubBase, WireMode};
 
 use common::{SOON, tcp};
 
@@ -35,16 +35,19 @@ async fn node_with_peer(peer: &P2P) -> P2P {
 /// Serves `Test.rpc_echo`, answering with the node's own peer id after the request's bytes.
 fn serve_echo(node: &P2P) {
     let me = node.peer_id().to_bytes();
-    node.add_handler(
-        "Test.rpc_echo",
-        Handler::proto_unary(move |req: Echo, _ctx| {
-            let me = me.clone();
-            async move {
-                let mut data = req.data;
-                data.extend_from_slice(&me);
-                Ok::<_, String>(Echo { data })
-            }
-        }),
+    node.add_handlers(
+        [(
+            "Test.rpc_echo".into(),
+            Handler::<Hivemind>::unary(move |req: Echo, _ctx| {
+                let me = me.clone();
+                async move {
+                    let mut data = req.data;
+                    data.extend_from_slice(&me);
+                    Ok::<_, String>(Echo { data })
+                }
+            }),
+        )],
+        None,
     )
     .expect("register");
 }
@@ -87,9 +90,9 @@ async fn a_peer_known_only_by_id_is_found_through_kad() {
     // A was given no address of C (kad may already have learnt one in the background, through
     // its own bootstrap queries; otherwise the call's dial fails with no address and a kad
     // lookup through B finds C).
-    let stub = StubBase::new(&a, c.peer_id(), "Test", None);
+    let stub = StubBase::<Hivemind>::new(&a, c.peer_id(), "Test", None);
     let reply: Echo = stub
-        .proto_unary(
+        .unary(
             "rpc_echo",
             Echo {
                 data: b"hi".to_vec(),
@@ -114,8 +117,8 @@ async fn a_peer_known_only_by_id_is_found_through_kad() {
 
     // And C, which never dialled A, can call A back by id alone (the connection is there now).
     serve_echo(&a);
-    let back: Echo = StubBase::new(&c, a.peer_id(), "Test", None)
-        .proto_unary(
+    let back: Echo = StubBase::<Hivemind>::new(&c, a.peer_id(), "Test", None)
+        .unary(
             "rpc_echo",
             Echo {
                 data: b"back".to_vec(),
@@ -140,9 +143,9 @@ async fn a_peer_nobody_knows_fails_in_time_and_the_node_keeps_serving() {
     let nobody = PeerId::random();
     let deadline = Duration::from_secs(15);
     let started = tokio::time::Instant::now();
-    let err = StubBase::new(&a, nobody, "Test", None)
+    let err = StubBase::<Hivemind>::new(&a, nobody, "Test", None)
         .with_deadline(deadline)
-        .proto_unary::<_, Echo>("rpc_echo", Echo { data: vec![1] })
+        .unary::<_, Echo>("rpc_echo", Echo { data: vec![1] })
         .await
         .expect_err("nobody knows this peer");
     assert!(
@@ -152,13 +155,13 @@ async fn a_peer_nobody_knows_fails_in_time_and_the_node_keeps_serving() {
     assert!(started.elapsed() < deadline, "took {:?}", started.elapsed());
 
     // Both directions still work.
-    let reply: Echo = StubBase::new(&a, b.peer_id(), "Test", None)
-        .proto_unary("rpc_echo", Echo { data: vec![2] })
+    let reply: Echo = StubBase::<Hivemind>::new(&a, b.peer_id(), "Test", None)
+        .unary("rpc_echo", Echo { data: vec![2] })
         .await
         .expect("A calls B");
     assert_eq!(reply, echo_of(&b, &[2]));
-    let reply: Echo = StubBase::new(&b, a.peer_id(), "Test", None)
-        .proto_unary("rpc_echo", Echo { data: vec![3] })
+    let reply: Echo = StubBase::<Hivemind>::new(&b, a.peer_id(), "Test", None)
+        .unary("rpc_echo", Echo { data: vec![3] })
         .await
         .expect("B calls A");
     assert_eq!(reply, echo_of(&a, &[3]));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use servicer_runtime::{Handler, Multiaddr, P2P, P2PConfig};
+use servicer_runtime::{Handler, Multiaddr, Native, P2P, P2PConfig};
 
 /// A generous bound for anything that should happen "soon" on a loaded 2-core machine.
 pub const SOON: Duration = Duration::from_secs(20);
@@ -57,7 +57,7 @@ pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A unary handler that never answers.
 pub fn hanging_handler() -> Handler {
-    Handler::unary(|_: (), _ctx| async move {
+    Handler::<Native>::unary(|_: (), _ctx| async move {
         std::future::pending::<()>().await;
         Ok::<(), String>(())
     })

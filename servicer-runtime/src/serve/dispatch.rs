@@ -1,0 +1,151 @@
+//! [`Server`]: the serving side of a node. It hands each inbound stream to the wire whose protocol
+//! it was negotiated for, and answers that wire's questions ([`Dispatch`]): which handler, and
+//! whether the call may run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use libp2p::{PeerId, StreamProtocol};
+
+use super::Handler;
+use super::admission::{Admitted, InboundLimits};
+use super::registry::Registry;
+use crate::wire::{Dispatch, Hivemind, Native, Route, ServeSettings, Wire, WireImpl};
+use crate::{Interceptor, RpcContext, RpcError, RpcKind};
+
+/// What serves a node's inbound calls.
+pub(crate) struct Server {
+    local_peer: PeerId,
+    settings: ServeSettings,
+    registry: Registry,
+    limits: InboundLimits,
+    closed: AtomicBool,
+}
+
+impl Server {
+    /// A server for the node `local_peer` with these limits: at most `max_calls` inbound calls at
+    /// once, `max_calls_per_peer` from one peer.
+    pub(crate) fn new(
+        local_peer: PeerId,
+        settings: ServeSettings,
+        max_calls: usize,
+        max_calls_per_peer: usize,
+    ) -> Self {
+        Server {
+            local_peer,
+            settings,
+            registry: Registry::new(vec![crate::wire::PROTOCOL]),
+            limits: InboundLimits::new(max_calls, max_calls_per_peer),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Registers handlers of wire `W`, all or none.
+    pub(crate) fn add<W: Wire>(
+        &self,
+        handlers: Vec<(String, Handler<W>)>,
+        interceptor: Option<Arc<dyn Interceptor>>,
+    ) -> Result<(), RpcError> {
+        self.registry.add(handlers, interceptor)
+    }
+
+    /// The registry of handlers.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The protocols inbound streams may be negotiated for.
+    pub(crate) fn protocols(&self) -> Arc<Vec<StreamProtocol>> {
+        self.registry.protocols()
+    }
+
+    /// Serves an inbound stream negotiated for `protocol` on its own task, with the wire the
+    /// protocol belongs to.
+    pub(crate) fn accept(
+        self: &Arc<Self>,
+        stream: libp2p::Stream,
+        protocol: &StreamProtocol,
+        remote: PeerId,
+    ) {
+        if self.is_closed() {
+            return;
+        }
+        if Native::accepts(protocol) {
+            tokio::spawn(Native::serve_inbound(
+                stream,
+                protocol,
+                remote,
+                self.clone(),
+            ));
+        } else if Hivemind::accepts(protocol) {
+            tokio::spawn(Hivemind::serve_inbound(
+                stream,
+                protocol,
+                remote,
+                self.clone(),
+            ));
+        } else {
+            tracing::debug!(%protocol, %remote, "stream of a protocol no wire serves");
+        }
+    }
+
+    /// Forgets what the limits keep for a peer this node is no longer connected to.
+    pub(crate) fn forget(&self, peer: &PeerId) {
+        self.limits.forget(peer);
+    }
+
+    /// Stops serving: streams that arrive later are dropped.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Dispatch for Server {
+    type Admission = Admitted;
+
+    fn route<W: WireImpl>(
+        &self,
+        name: &str,
+        kind: Option<RpcKind>,
+        remote: PeerId,
+    ) -> Result<Route<W>, RpcError> {
+        let Some(entry) = self.registry.get(name) else {
+            return Err(RpcError::UnknownHandler { name: name.into() });
+        };
+        if let Some(expected) = kind
+            && entry.kind != expected
+        {
+            return Err(RpcError::KindMismatch {
+                name: name.into(),
+                expected: expected.to_string(),
+                actual: entry.kind.to_string(),
+            });
+        }
+        let Some(serve) = entry.serve::<W>() else {
+            let kind = kind.unwrap_or(entry.kind);
+            return Err(RpcError::KindMismatch {
+                name: name.into(),
+                expected: format!("{kind} on the {} wire", W::NAME),
+                actual: format!("{} on the {} wire", entry.kind, entry.wire),
+            });
+        };
+        Ok(Route {
+            serve: serve.clone(),
+            kind: entry.kind,
+            ctx: RpcContext::new(entry.name.clone(), self.local_peer, remote),
+            interceptor: entry.interceptor.clone(),
+        })
+    }
+
+    fn admit<W: WireImpl>(&self, route: &Route<W>) -> Result<Admitted, RpcError> {
+        self.limits.admit(route)
+    }
+
+    fn settings(&self) -> ServeSettings {
+        self.settings
+    }
+}

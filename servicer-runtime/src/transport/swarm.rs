@@ -1,0 +1,219 @@
+//! The swarm a node runs: its transports (TCP, QUIC and in-memory, with noise and yamux) and its
+//! behaviours (RPC, identify, ping, and Kademlia for peer lookups when enabled).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::transport::MemoryTransport;
+use libp2p::core::upgrade::Version;
+use libp2p::identity::Keypair;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, Swarm, Transport, identify, noise, ping, tcp, yamux};
+
+use super::muxer::TranslatingMuxer;
+use super::routing::{self, Kad};
+use super::{Inbound, RpcBehaviour};
+use crate::RpcError;
+
+/// The behaviours of a node.
+#[derive(NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+pub(crate) struct Behaviour {
+    pub rpc: RpcBehaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    /// Peer lookups by id (see [`super::PeerRouting`]), when enabled.
+    pub kad: Toggle<Kad>,
+}
+
+/// How the transport is built.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransportConfig {
+    /// How long negotiating a stream, and a Kademlia lookup, may take.
+    pub negotiation_timeout: Duration,
+    /// How long a connection without streams stays open.
+    pub idle_connection_timeout: Duration,
+    /// Whether every connection's muxer translates protocol names without a leading `/`
+    /// (hivemind's), see [`super::muxer`].
+    pub translate_names: bool,
+    /// Whether the node runs Kademlia to find peers known only by id.
+    pub look_up_peers: bool,
+}
+
+/// Builds the swarm of a node with identity `keypair` that hands inbound streams to `inbound`.
+pub(crate) fn build(
+    keypair: Keypair,
+    config: TransportConfig,
+    inbound: Arc<dyn Inbound>,
+) -> Result<Swarm<Behaviour>, RpcError> {
+    if config.translate_names {
+        build_translating(keypair, config, inbound)
+    } else {
+        build_plain(keypair, config, inbound)
+    }
+}
+
+fn setup(what: &str, e: &dyn std::fmt::Display) -> RpcError {
+    RpcError::Setup(format!("{what}: {e}"))
+}
+
+fn behaviour(key: &Keypair, config: TransportConfig, inbound: Arc<dyn Inbound>) -> Behaviour {
+    let local = key.public().to_peer_id();
+    Behaviour {
+        rpc: RpcBehaviour::new(
+            local,
+            inbound,
+            config.negotiation_timeout,
+            config.look_up_peers,
+        ),
+        identify: identify::Behaviour::new(identify::Config::new(
+            "/servicer/1.0.0".into(),
+            key.public(),
+        )),
+        ping: ping::Behaviour::default(),
+        kad: routing::behaviour(local, config.look_up_peers, config.negotiation_timeout),
+    }
+}
+
+fn swarm_config(c: libp2p::swarm::Config, idle: Duration) -> libp2p::swarm::Config {
+    // V1Lazy sends the protocol proposal together with the first frame, so opening a
+    // stream costs no extra round trip (every behaviour here proposes one protocol).
+    c.with_idle_connection_timeout(idle)
+        .with_substream_upgrade_protocol_override(Version::V1Lazy)
+}
+
+fn build_plain(
+    keypair: Keypair,
+    config: TransportConfig,
+    inbound: Arc<dyn Inbound>,
+) -> Result<Swarm<Behaviour>, RpcError> {
+    let idle = config.idle_connection_timeout;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| setup("TCP transport", &e))?
+        .with_quic()
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default()),
+            )
+        })
+        .map_err(|e| setup("memory transport", &e))?
+        .with_behaviour(|key| behaviour(key, config, inbound))
+        .map_err(|e| setup("behaviour", &e))?
+        .with_swarm_config(|c| swarm_config(c, idle))
+        .build();
+    Ok(swarm)
+}
+
+/// The same stack as [`build_plain`] (TCP, QUIC, memory; noise; yamux) with every connection's
+/// muxer wrapped in a [`TranslatingMuxer`], which is how hivemind's protocol names without a
+/// leading `/` get through rust-libp2p's negotiation (see [`super::muxer`]).
+fn build_translating(
+    keypair: Keypair,
+    config: TransportConfig,
+    inbound: Arc<dyn Inbound>,
+) -> Result<Swarm<Behaviour>, RpcError> {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let idle = config.idle_connection_timeout;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            Ok::<_, BoxError>(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .upgrade(Version::V1)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .map(|(peer, muxer), _| (peer, TranslatingMuxer::new(muxer))),
+            )
+        })
+        .map_err(|e| setup("TCP transport", &e))?
+        .with_other_transport(|key| {
+            Ok::<_, BoxError>(
+                libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
+                    .map(|(peer, muxer), _| (peer, TranslatingMuxer::new(muxer))),
+            )
+        })
+        .map_err(|e| setup("QUIC transport", &e))?
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            Ok::<_, BoxError>(
+                MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .map(|(peer, muxer), _| (peer, TranslatingMuxer::new(muxer))),
+            )
+        })
+        .map_err(|e| setup("memory transport", &e))?
+        .with_behaviour(|key| behaviour(key, config, inbound))
+        .map_err(|e| setup("behaviour", &e))?
+        .with_swarm_config(|c| swarm_config(c, idle))
+        .build();
+    Ok(swarm)
+}
+
+/// Listens on every configured address and returns the addresses actually bound.
+pub(crate) async fn listen(
+    swarm: &mut Swarm<Behaviour>,
+    addrs: &[Multiaddr],
+    timeout: Duration,
+) -> Result<Vec<Multiaddr>, RpcError> {
+    let mut pending = HashMap::new();
+    for addr in addrs {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| RpcError::Setup(format!("cannot listen on {addr}: {e}")))?;
+        pending.insert(id, addr.clone());
+    }
+    let mut bound = Vec::new();
+    let wait = async {
+        while !pending.is_empty() {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                } => {
+                    pending.remove(&listener_id);
+                    bound.push(address);
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason,
+                    ..
+                } if pending.contains_key(&listener_id) => {
+                    let addr = &pending[&listener_id];
+                    let reason = reason.err().map(|e| e.to_string()).unwrap_or_default();
+                    return Err(RpcError::Setup(format!(
+                        "cannot listen on {addr}: {reason}"
+                    )));
+                }
+                SwarmEvent::ListenerError { listener_id, error }
+                    if pending.contains_key(&listener_id) =>
+                {
+                    let addr = &pending[&listener_id];
+                    return Err(RpcError::Setup(format!("cannot listen on {addr}: {error}")));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(result) => result?,
+        Err(_) => return Err(RpcError::Setup("listening did not start in time".into())),
+    }
+    Ok(bound)
+}

@@ -1,0 +1,59 @@
+//! [`Dispatch`]: what the server halves of the wires ask the serving layer for every inbound
+//! call: which handler, and whether the call may run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+
+use super::{CallSettings, WireImpl};
+use crate::{Interceptor, RpcContext, RpcError, RpcKind};
+
+/// Finds handlers and admits calls (implemented by the serving layer).
+pub trait Dispatch: Send + Sync + 'static {
+    /// What an admitted call holds until it ends.
+    type Admission: Admission;
+
+    /// The handler registered as `name` for wire `W`, checked against the kind the caller
+    /// expects when the wire carries it; the error to answer with otherwise.
+    fn route<W: WireImpl>(
+        &self,
+        name: &str,
+        kind: Option<RpcKind>,
+        remote: PeerId,
+    ) -> Result<Route<W>, RpcError>;
+
+    /// Admits a routed call (concurrency limits, then the interceptor), or refuses it with
+    /// [`RpcError::Busy`] or [`RpcError::Refused`].
+    fn admit<W: WireImpl>(&self, route: &Route<W>) -> Result<Self::Admission, RpcError>;
+
+    /// The limits of inbound calls.
+    fn settings(&self) -> ServeSettings;
+}
+
+/// An admitted call's hold on its slot.
+pub trait Admission: Send + 'static {
+    /// Ends the call (`ok`: it finished without an error), giving its slot back.
+    fn finish(self, ok: bool);
+}
+
+/// A handler found for an inbound call.
+pub struct Route<W: WireImpl> {
+    /// The handler, erased.
+    pub serve: W::Serve,
+    /// Its kind.
+    pub kind: RpcKind,
+    /// The call's context.
+    pub ctx: RpcContext,
+    /// The interceptor it was registered with.
+    pub interceptor: Option<Arc<dyn Interceptor>>,
+}
+
+/// The limits of inbound calls.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeSettings {
+    /// Per call.
+    pub call: CallSettings,
+    /// How long a stream may wait for its next call.
+    pub wait_for_call: Duration,
+}
