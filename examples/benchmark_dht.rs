@@ -24,11 +24,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use p2p_servicer::dht::{DhtConfig, DhtNode, DhtValue, Key, get_dht_time};
+use p2p_servicer::runtime::{Multiaddr, P2PConfig};
 use rand::rngs::StdRng;
 use rand::seq::{IteratorRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
-use p2p_servicer::dht::{DhtConfig, DhtNode, DhtValue, Key, get_dht_time};
-use p2p_servicer::runtime::{Multiaddr, P2PConfig};
 use tokio::sync::Mutex;
 
 #[path = "benchmark_dht/kad.rs"]

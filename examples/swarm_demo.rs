@@ -6,11 +6,11 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use p2p_servicer::dht::{DhtConfig, DhtNode, DhtValue, Key, get_dht_time};
+use p2p_servicer::runtime::{Multiaddr, P2PConfig};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use p2p_servicer::dht::{DhtConfig, DhtNode, DhtValue, Key, get_dht_time};
-use p2p_servicer::runtime::{Multiaddr, P2PConfig};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Transport {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use servicer_dht::serde_bytes;
-use servicer_dht::{DhtConfig, DhtNode, DhtValue, Key, SignatureValidator, Validators, get_dht_time};
+use servicer_dht::{
+    DhtConfig, DhtNode, DhtValue, Key, SignatureValidator, Validators, get_dht_time,
+};
 use servicer_runtime::{Keypair, P2PConfig};
 
 /// A node whose identity key signs its records, with an RPC deadline fit for a loaded machine.

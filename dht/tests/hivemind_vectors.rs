@@ -4,10 +4,10 @@
 //! `MSGPackSerializer`): each decodes with the values the script put in and re-encodes to the
 //! same bytes. No Python is needed to run these.
 
+use prost::Message;
 use servicer_dht::hivemind_proto::{
     FindRequest, FindResponse, PingRequest, PingResponse, ResultType, StoreRequest, StoreResponse,
 };
-use prost::Message;
 
 /// The vectors live with the runtime's wire tests, which check the envelopes that carry these.
 const VECTORS: &str = include_str!("../../servicer-runtime/tests/data/hivemind-vectors.txt");

@@ -3,13 +3,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use servicer_dht::{
     DhtConfig, DhtId, DhtNode, DhtValue, Key, StoreRequestItem, ValueWithExpiration, encode_value,
     get_dht_time,
 };
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use servicer_runtime::Multiaddr;
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.

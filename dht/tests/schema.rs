@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
 use servicer_dht::serde_bytes::ByteBuf;
 use servicer_dht::{
     BytesWithOwner, CompositeValidator, Dht, DhtConfig, DhtId, DhtNode, DhtRecord, DhtValue, Key,
     REGULAR_SUBKEY, RecordValidator, SchemaValidator, SignatureValidator, Validators, encode_value,
     get_dht_time,
 };
-use serde::Serialize;
 use servicer_runtime::{Keypair, P2PConfig};
 
 fn patient(validators: Vec<Arc<dyn RecordValidator>>) -> DhtConfig {
