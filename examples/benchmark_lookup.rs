@@ -12,12 +12,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use p2p_servicer::dht::traverse::Keyspace;
 use p2p_servicer::dht::{DhtConfig, DhtId, DhtNode, LookupStats, RpcCounts, get_dht_time};
 use p2p_servicer::runtime::{Multiaddr, P2PConfig};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 #[derive(Parser)]
 #[command(about = "RPCs, hops, accuracy and memory of DHT lookups for growing numbers of nodes")]
@@ -162,7 +162,7 @@ async fn run(args: &Args, n: usize) -> Vec<(String, f64)> {
     }
     let table_sizes: Vec<f64> = nodes
         .iter()
-        .map(|node| node.protocol().state().routing_table.len() as f64)
+        .map(|node| node.stats().routing_table_size as f64)
         .collect();
 
     // find_nearest_nodes against brute force over every node's id.

@@ -96,11 +96,11 @@ async fn main() {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = status.tick() => {
-                let (nodes, keys) = {
-                    let mut state = node.protocol().state();
-                    (state.routing_table.len(), state.storage.len())
-                };
-                println!("{nodes} DHT nodes in the routing table, {keys} keys in local storage");
+                let stats = node.stats();
+                println!(
+                    "{} DHT nodes in the routing table, {} keys in local storage",
+                    stats.routing_table_size, stats.stored_keys
+                );
             }
         }
     }

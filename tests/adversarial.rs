@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use p2p_servicer::dht::protocol::{StoreItem, StoreValue};
+use p2p_servicer::dht::messages::{StoreItem, StoreValue};
 use p2p_servicer::dht::{
     DhtConfig, DhtId, DhtNode, DhtProtocol, Key, Limits, ProtocolConfig, Rejection,
     SignatureValidator, Validators, get_dht_time,
@@ -113,11 +113,9 @@ async fn a_hostile_peer_does_not_stop_honest_ones() {
     let hostile = DhtProtocol::create(
         &attacker,
         DhtId::random(),
-        ProtocolConfig {
-            wait_timeout: PATIENCE,
-            client_mode: true,
-            ..ProtocolConfig::default()
-        },
+        ProtocolConfig::default()
+            .with_wait_timeout(PATIENCE)
+            .with_client_mode(true),
     )
     .unwrap();
 

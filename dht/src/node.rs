@@ -16,7 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::blacklist::Blacklist;
 use crate::limits::Limits;
-use crate::protocol::{FindOutcome, ProtocolConfig, StoreItem, StoreValue, store_value};
+use crate::messages::{StoreItem, StoreValue};
+use crate::protocol::{FindOutcome, ProtocolConfig};
+use crate::stats::{DhtStats, LookupStats};
 use crate::storage::StoredValue;
 use crate::time::{DhtTime, ValueWithExpiration, get_dht_time};
 use crate::traverse::{Answer, Keyspace, TraverseConfig, traverse};
@@ -299,32 +301,6 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// The beam searches a node ran, for benchmarks: see [`DhtNode::lookup_stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LookupStats {
-    /// Beam searches run: one per `find_nearest_nodes` and `store_many`, one per `get` that
-    /// neither found its value locally nor joined a search already running.
-    pub searches: u64,
-    /// Their hops, summed. A search's hops are the length of its longest chain of answered
-    /// requests in which each request went to a node named in the answer to the one before:
-    /// nodes from the own routing table are at hop 1, a node first named by a node at hop `h`
-    /// is at hop `h + 1`. It is the least number of round trips one after another the search
-    /// needed, however many it ran in parallel.
-    pub hops: u64,
-}
-
-impl std::ops::Sub for LookupStats {
-    type Output = LookupStats;
-
-    /// The searches run between two snapshots (`later - earlier`).
-    fn sub(self, earlier: LookupStats) -> LookupStats {
-        LookupStats {
-            searches: self.searches - earlier.searches,
-            hops: self.hops - earlier.hops,
-        }
-    }
-}
-
 /// The hop of each node one search knows of (see [`LookupStats::hops`]).
 struct Hops {
     hop: Mutex<FastMap<DhtId, u64>>,
@@ -404,16 +380,15 @@ impl DhtNode {
         let protocol = DhtProtocol::create(
             &p2p,
             node_id,
-            ProtocolConfig {
-                bucket_size: config.bucket_size,
-                depth_modulo: config.depth_modulo,
-                num_replicas: config.num_replicas,
-                wait_timeout: config.wait_timeout,
-                parallel_rpc: config.parallel_rpc,
-                cache_size: config.cache_size,
-                client_mode: config.client_mode,
-                limits: config.limits.clone(),
-            },
+            ProtocolConfig::default()
+                .with_bucket_size(config.bucket_size)
+                .with_depth_modulo(config.depth_modulo)
+                .with_num_replicas(config.num_replicas)
+                .with_wait_timeout(config.wait_timeout)
+                .with_parallel_rpc(config.parallel_rpc)
+                .with_cache_size(config.cache_size)
+                .with_client_mode(config.client_mode)
+                .with_limits(config.limits.clone()),
         )?;
         protocol
             .validator()
@@ -586,6 +561,15 @@ impl DhtNode {
         LookupStats {
             searches: self.inner.searches.load(Ordering::Relaxed),
             hops: self.inner.search_hops.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A snapshot of what this node holds and has done: the protocol's
+    /// [`stats`](DhtProtocol::stats) with this node's searches.
+    pub fn stats(&self) -> DhtStats {
+        DhtStats {
+            lookups: self.lookup_stats(),
+            ..self.inner.protocol.stats()
         }
     }
 
@@ -1357,7 +1341,7 @@ impl DhtNode {
                 for peer in targets {
                     to_cache_remotely.entry(*peer).or_default().push(StoreItem {
                         key: *key,
-                        value: store_value(&found.value),
+                        value: StoreValue::from_stored(&found.value),
                         expiration_time: found.expiration_time,
                         in_cache: true,
                     });

@@ -275,6 +275,15 @@ impl DictionaryDhtValue {
         self.entries.len()
     }
 
+    /// Bytes of the subkeys and values held, expired ones included until they are dropped.
+    pub(crate) fn bytes(&self) -> usize {
+        self.entries
+            .data
+            .iter()
+            .map(|(subkey, v)| subkey.len() + v.value.len())
+            .sum()
+    }
+
     /// Whether no subkey is left.
     pub fn is_empty(&mut self) -> bool {
         self.entries.is_empty()
@@ -408,6 +417,16 @@ impl DhtLocalStorage {
     /// Number of keys.
     pub fn len(&mut self) -> usize {
         self.inner.len()
+    }
+
+    /// Bytes of the unexpired values held (a dictionary's: its subkeys and values).
+    pub(crate) fn bytes(&mut self) -> usize {
+        self.items()
+            .map(|(_, v)| match &v.value {
+                StoredValue::Regular(value) => value.len(),
+                StoredValue::Dictionary(dict) => dict.bytes(),
+            })
+            .sum()
     }
 
     /// Whether no key is stored.

@@ -5,12 +5,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use servicer_dht::protocol::{
+use proptest::prelude::*;
+use servicer_dht::messages::{
     DictEntry, FindRequest, FindResponse, NodeInfo, PingRequest, PingResponse, StoreItem,
     StoreRequest, StoreResponse, StoreValue,
 };
 use servicer_dht::{DhtId, DhtProtocol, Limits, ProtocolConfig};
-use proptest::prelude::*;
 use servicer_runtime::{P2P, P2PConfig, PeerId, RpcContext, codec};
 
 const LIMITS: fn() -> Limits = || {
@@ -36,10 +36,7 @@ fn node() -> &'static (tokio::runtime::Runtime, DhtProtocol) {
                 P2P::create(P2PConfig::default().with_listen_addrs(["/memory/0".parse().unwrap()]))
                     .await
                     .unwrap();
-            let config = ProtocolConfig {
-                limits: LIMITS(),
-                ..ProtocolConfig::default()
-            };
+            let config = ProtocolConfig::default().with_limits(LIMITS());
             DhtProtocol::create(&p2p, DhtId::random(), config).unwrap()
         });
         (runtime, protocol)

@@ -30,7 +30,7 @@ fn dht_handle_from_blocking_code() {
 
     // run: any closure against the node.
     let table_size = second
-        .run(|node| async move { node.protocol().state().routing_table.len() })
+        .run(|node| async move { node.stats().routing_table_size })
         .unwrap();
     assert!(table_size >= 1);
 

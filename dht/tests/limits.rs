@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use servicer_dht::protocol::{
+use servicer_dht::messages::{
     DictEntry, FindRequest, NodeInfo, PingRequest, PingResponse, StoreItem, StoreRequest,
     StoreValue,
 };
@@ -15,10 +15,10 @@ use servicer_runtime::{P2P, P2PConfig, RpcContext, RpcError};
 
 /// A listening protocol with these limits, and a client protocol (default limits) connected to it.
 async fn pair(limits: Limits) -> ((P2P, DhtProtocol), (P2P, DhtProtocol)) {
-    let config = |limits: Limits| ProtocolConfig {
-        wait_timeout: Duration::from_secs(30),
-        limits,
-        ..ProtocolConfig::default()
+    let config = |limits: Limits| {
+        ProtocolConfig::default()
+            .with_wait_timeout(Duration::from_secs(30))
+            .with_limits(limits)
     };
     let server = P2P::create(P2PConfig::default()).await.unwrap();
     let server_proto = DhtProtocol::create(&server, DhtId::random(), config(limits)).unwrap();
@@ -125,12 +125,10 @@ async fn keys_per_request() {
     let small = DhtProtocol::create(
         &client2,
         DhtId::random(),
-        ProtocolConfig {
-            limits: Limits::default().with_max_keys_per_request(4),
-            client_mode: true,
-            wait_timeout: Duration::from_secs(30),
-            ..ProtocolConfig::default()
-        },
+        ProtocolConfig::default()
+            .with_limits(Limits::default().with_max_keys_per_request(4))
+            .with_client_mode(true)
+            .with_wait_timeout(Duration::from_secs(30)),
     )
     .unwrap();
     let results = small
@@ -209,10 +207,7 @@ async fn records_per_peer_and_in_total() {
     let other_proto = DhtProtocol::create(
         &other,
         DhtId::random(),
-        ProtocolConfig {
-            wait_timeout: Duration::from_secs(30),
-            ..ProtocolConfig::default()
-        },
+        ProtocolConfig::default().with_wait_timeout(Duration::from_secs(30)),
     )
     .unwrap();
     let results = other_proto

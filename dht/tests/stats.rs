@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use servicer_dht::protocol::{StoreItem, StoreValue};
+use servicer_dht::messages::{StoreItem, StoreValue};
 use servicer_dht::{
     DhtConfig, DhtId, DhtNode, DhtProtocol, Limits, LookupStats, ProtocolConfig, RpcCounts,
     get_dht_time,
@@ -29,11 +29,9 @@ fn config(initial: Vec<Multiaddr>) -> DhtConfig {
 async fn each_request_counts_once_per_rpc() {
     let server = P2P::create(memory()).await.unwrap();
     let limits = Limits::default().with_max_keys_per_request(2);
-    let protocol_config = ProtocolConfig {
-        wait_timeout: Duration::from_secs(30),
-        limits,
-        ..ProtocolConfig::default()
-    };
+    let protocol_config = ProtocolConfig::default()
+        .with_wait_timeout(Duration::from_secs(30))
+        .with_limits(limits);
     let served = DhtProtocol::create(&server, DhtId::random(), protocol_config.clone()).unwrap();
     let client = P2P::create(memory().with_initial_peers(server.visible_maddrs()))
         .await

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use servicer_dht::{DhtConfig, DhtId, DhtNode, Key, StoredValue, get_dht_time};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use servicer_dht::{DhtConfig, DhtId, DhtNode, Key, StoredValue, get_dht_time};
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
@@ -43,10 +43,7 @@ async fn shutdown(nodes: Vec<DhtNode>) {
 }
 
 fn stored_total(nodes: &[DhtNode]) -> usize {
-    nodes
-        .iter()
-        .map(|n| n.protocol().state().storage.len())
-        .sum()
+    nodes.iter().map(|n| n.stats().stored_keys).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +77,7 @@ async fn replicas_are_exactly_num_replicas() {
     let holders = |nodes: &[DhtNode]| -> Vec<usize> {
         let key2 = DhtId::generate("key2");
         (0..nodes.len())
-            .filter(|i| nodes[*i].protocol().state().storage.get(&key2).is_some())
+            .filter(|i| nodes[*i].protocol().stored_value(&key2).is_some())
             .collect()
     };
     let before = holders(&nodes);
@@ -189,7 +186,7 @@ async fn blacklist_after_two_peers_shut_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_gets_of_a_key_share_one_search() {
-    use servicer_dht::protocol::{FindRequest, FindResponse};
+    use servicer_dht::messages::{FindRequest, FindResponse};
     use servicer_runtime::{Handler, P2P, P2PConfig, RpcContext};
     use std::sync::{Arc, Mutex};
 
@@ -219,8 +216,12 @@ async fn concurrent_gets_of_a_key_share_one_search() {
         .add_addresses(slow.peer_id(), slow.visible_maddrs())
         .await
         .unwrap();
-    node.protocol()
-        .update_routing_table(Some(DhtId::random()), slow.peer_id(), true);
+    servicer_dht::testing::update_routing_table(
+        node.protocol(),
+        Some(DhtId::random()),
+        slow.peer_id(),
+        true,
+    );
 
     let (k1, k2, k3) = (
         DhtId::generate("k1"),
@@ -296,7 +297,7 @@ async fn caching_and_cache_refresh() {
 
     // Found remotely: cached, but nothing to refresh yet.
     node1.get_many_by_id(&ids, None).await;
-    assert_eq!(node1.protocol().state().cache.len(), 3);
+    assert_eq!(node1.stats().cached_keys, 3);
     assert_eq!(node1.cache_refresh_queue_len(), 0);
     // Served from the cache: those keys are queued for a refresh before they expire.
     node1.get_many_by_id(&ids, None).await;
@@ -314,9 +315,7 @@ async fn caching_and_cache_refresh() {
     loop {
         let cached = node1
             .protocol()
-            .state()
-            .cache
-            .get(&fresh)
+            .cached_value(&fresh)
             .map(|v| v.expiration_time);
         if cached == Some(later) {
             break;
@@ -350,7 +349,7 @@ async fn cache_on_store_refreshes_a_cached_dictionary() {
     // Found on the server: cached here.
     me.get::<i32>("d", true).await.unwrap().unwrap();
     let id = DhtId::generate("d");
-    let cached_subkeys = |node: &DhtNode| match node.protocol().state().cache.get(&id) {
+    let cached_subkeys = |node: &DhtNode| match node.protocol().cached_value(&id) {
         Some(v) => match &v.value {
             StoredValue::Dictionary(d) => {
                 let mut d = d.clone();
@@ -387,7 +386,7 @@ async fn cache_on_store_refreshes_a_cached_dictionary() {
 async fn routing_table_refresh_runs_periodically() {
     // hivemind's refresh task dies on its first run (quirk Q6); ours keeps looking up stale
     // buckets. A spy peer in the table counts the lookups it receives.
-    use servicer_dht::protocol::{FindRequest, FindResponse, FindResult, FoundValue, NodeInfo};
+    use servicer_dht::messages::{FindRequest, FindResponse, FindResult, FoundValue, NodeInfo};
     use servicer_runtime::{Handler, P2P, P2PConfig, RpcContext};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -429,8 +428,7 @@ async fn routing_table_refresh_runs_periodically() {
         .add_addresses(spy.peer_id(), spy.visible_maddrs())
         .await
         .unwrap();
-    node.protocol()
-        .update_routing_table(Some(spy_id), spy.peer_id(), true);
+    servicer_dht::testing::update_routing_table(node.protocol(), Some(spy_id), spy.peer_id(), true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while finds.load(Ordering::SeqCst) < 3 {
         assert!(

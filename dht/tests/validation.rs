@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use servicer_dht::protocol::{StoreItem, StoreValue};
+use servicer_dht::messages::{StoreItem, StoreValue};
 use servicer_dht::{
     Dht, DhtConfig, DhtId, DhtNode, DhtRecord, DhtValue, RecordValidator, Validators, encode_value,
     get_dht_time,
@@ -59,10 +59,7 @@ async fn values_are_signed_checked_and_stripped() {
     assert!(client.store("k", &7u32, exp, None).await.unwrap());
     let stored = server
         .protocol()
-        .state()
-        .storage
-        .get(&DhtId::generate("k"))
-        .cloned()
+        .stored_value(&DhtId::generate("k"))
         .unwrap();
     let servicer_dht::StoredValue::Regular(raw) = stored.value else {
         panic!("not regular")
@@ -89,9 +86,7 @@ async fn values_are_signed_checked_and_stripped() {
     assert!(
         server
             .protocol()
-            .state()
-            .storage
-            .get(&DhtId::generate("forged"))
+            .stored_value(&DhtId::generate("forged"))
             .is_none()
     );
     client.shutdown().await;
