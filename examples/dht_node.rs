@@ -66,13 +66,11 @@ async fn main() {
     if let Some(path) = args.identity_path {
         p2p = p2p.with_identity_path(path);
     }
-    let config = DhtConfig {
-        refresh_timeout: Some(period),
-        client_mode: args.client_mode,
-        ..DhtConfig::default()
-            .with_p2p(p2p)
-            .with_initial_peers(args.initial_peers)
-    };
+    let config = DhtConfig::default()
+        .with_p2p(p2p)
+        .with_initial_peers(args.initial_peers)
+        .with_refresh_timeout(Some(period))
+        .with_client_mode(args.client_mode);
     let node = match DhtNode::create(config).await {
         Ok(node) => node,
         Err(err) => {

@@ -55,13 +55,11 @@ fn item(key: &str, value: StoreValue, expiration_time: f64) -> StoreItem {
 
 fn signing_config(keypair: Keypair, limits: Limits) -> (DhtConfig, Arc<SignatureValidator>) {
     let validator = Arc::new(SignatureValidator::new(keypair.clone()));
-    let config = DhtConfig {
-        p2p: P2PConfig::default().with_keypair(keypair),
-        wait_timeout: PATIENCE,
-        limits,
-        record_validators: Validators(vec![validator.clone()]),
-        ..DhtConfig::default()
-    };
+    let config = DhtConfig::default()
+        .with_p2p(P2PConfig::default().with_keypair(keypair))
+        .with_wait_timeout(PATIENCE)
+        .with_limits(limits)
+        .with_record_validators(Validators(vec![validator.clone()]));
     (config, validator)
 }
 

@@ -72,12 +72,9 @@ async fn value_size() {
     assert_eq!(results, vec![Ok(()), Err(Rejection::ValueTooLarge)]);
 
     // The node's own API refuses early, with the sizes.
-    let node = DhtNode::create(DhtConfig {
-        limits,
-        ..DhtConfig::default()
-    })
-    .await
-    .unwrap();
+    let node = DhtNode::create(DhtConfig::default().with_limits(limits))
+        .await
+        .unwrap();
     let err = node
         .store("big", &vec![0u8; 2000], get_dht_time() + 60.0, None)
         .await
@@ -260,11 +257,9 @@ async fn clock_skew_beyond_three_seconds() {
         std::sync::Arc::new(SkewedPeer { offset })
             .add_p2p_handlers(&peer, None)
             .unwrap();
-        let config = DhtConfig {
-            wait_timeout: Duration::from_secs(30),
-            ..DhtConfig::default()
-        }
-        .with_initial_peers(peer.visible_maddrs());
+        let config = DhtConfig::default()
+            .with_wait_timeout(Duration::from_secs(30))
+            .with_initial_peers(peer.visible_maddrs());
         let result = DhtNode::create(config.clone()).await;
         match result {
             Err(DhtError::ClockSkew {
@@ -284,12 +279,7 @@ async fn clock_skew_beyond_three_seconds() {
             Err(err) => panic!("offset {offset}: {err}"),
         }
         // Without `strict`, a skewed peer only warns.
-        let node = DhtNode::create(DhtConfig {
-            strict: false,
-            ..config
-        })
-        .await
-        .unwrap();
+        let node = DhtNode::create(config.with_strict(false)).await.unwrap();
         node.shutdown().await;
         peer.shutdown().await;
     }

@@ -16,13 +16,12 @@ fn memory() -> P2PConfig {
 
 /// Default settings on the in-memory transport, with a deadline only failures would wait for.
 fn config(initial: Vec<Multiaddr>) -> DhtConfig {
-    DhtConfig {
-        wait_timeout: Duration::from_secs(30),
+    DhtConfig::default()
+        .with_p2p(memory())
+        .with_wait_timeout(Duration::from_secs(30))
         // No background refresh of cached values: it would send finds of its own.
-        cache_refresh_before_expiry: None,
-        ..DhtConfig::default().with_p2p(memory())
-    }
-    .with_initial_peers(initial)
+        .with_cache_refresh_before_expiry(None)
+        .with_initial_peers(initial)
 }
 
 #[tokio::test]

@@ -12,10 +12,7 @@ use servicer_dht::{
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
-    DhtConfig {
-        wait_timeout: std::time::Duration::from_secs(30),
-        ..DhtConfig::default()
-    }
+    DhtConfig::default().with_wait_timeout(std::time::Duration::from_secs(30))
 }
 
 /// Appends a marker when signing and requires it when validating.
@@ -43,10 +40,7 @@ impl RecordValidator for Marker {
 }
 
 fn with_marker() -> DhtConfig {
-    DhtConfig {
-        record_validators: Validators(vec![Arc::new(Marker)]),
-        ..patient()
-    }
+    patient().with_record_validators(Validators(vec![Arc::new(Marker)]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
