@@ -8,11 +8,12 @@
 use serde::{Deserialize, Serialize};
 use servicer_runtime::PeerId;
 
-use crate::addrs::AddrList;
 use crate::id::DhtId;
 use crate::limits::Rejection;
 use crate::storage::{DictionaryDhtValue, StoredValue};
 use crate::time::{DhtTime, ValueWithExpiration};
+
+pub use crate::addrs::AddrList;
 
 /// Who sent a message: the sender's node id, or `None` for a client-mode node, which others must
 /// not add to their routing tables.

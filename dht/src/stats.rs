@@ -21,7 +21,7 @@ pub struct DhtStats {
     /// Bytes of the values (and dictionary subkeys) the cache holds.
     pub cached_bytes: usize,
     /// Records (a regular value, or one subkey of a dictionary) that remote peers wrote and the
-    /// node still holds: what [`Limits::max_records`](crate::Limits) bounds.
+    /// node still holds: what [`Limits::max_records`](crate::Limits::max_records) bounds.
     pub remote_records: usize,
     /// Requests the node has sent, by RPC.
     pub requests_sent: RpcCounts,
@@ -32,7 +32,7 @@ pub struct DhtStats {
 
 /// How many requests a node sent, by RPC: each request put on the wire counts once, whether it
 /// was answered or not; a call split into several requests (more keys than
-/// [`Limits::max_keys_per_request`](crate::Limits)) counts each. Background work (replication to
+/// [`Limits::max_keys_per_request`](crate::Limits::max_keys_per_request)) counts each. Background work (replication to
 /// new nodes, pings of stale nodes, caching on nearby nodes) counts too. See
 /// [`DhtProtocol::rpcs_sent`](crate::DhtProtocol::rpcs_sent).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -145,11 +145,6 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
         self.data.get_mut(key)
     }
 
-    /// Whether `key` holds an unexpired value.
-    pub fn contains(&mut self, key: &K) -> bool {
-        self.get(key).is_some()
-    }
-
     /// Every unexpired entry, in no particular order.
     pub fn items(&mut self) -> impl Iterator<Item = (&K, &ValueWithExpiration<V>)> {
         self.remove_outdated();
@@ -157,6 +152,7 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
     }
 
     /// The entry that expires first.
+    #[cfg(test)]
     pub fn top(&mut self) -> Option<(&K, &ValueWithExpiration<V>)> {
         self.remove_outdated();
         let key = loop {
@@ -172,6 +168,7 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
     }
 
     /// Removes `key`; a missing key is fine.
+    #[cfg(test)]
     pub fn remove(&mut self, key: &K) -> Option<ValueWithExpiration<V>> {
         self.data.remove(key)
     }
@@ -185,12 +182,6 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
     /// Whether there is no unexpired entry.
     pub fn is_empty(&mut self) -> bool {
         self.len() == 0
-    }
-
-    /// Removes everything.
-    pub fn clear(&mut self) {
-        self.data.clear();
-        self.expirations.clear();
     }
 
     /// Runs `f` with expiration and size eviction turned off (hivemind's `freeze()`), e.g. to
@@ -400,6 +391,7 @@ impl DhtLocalStorage {
     }
 
     /// Removes a key.
+    #[cfg(test)]
     pub fn remove(&mut self, key: &DhtId) -> Option<ValueWithExpiration<StoredValue>> {
         self.inner.remove(key)
     }
@@ -410,6 +402,7 @@ impl DhtLocalStorage {
     }
 
     /// The entry that expires first.
+    #[cfg(test)]
     pub fn top(&mut self) -> Option<(&DhtId, &ValueWithExpiration<StoredValue>)> {
         self.inner.top()
     }
@@ -429,12 +422,8 @@ impl DhtLocalStorage {
             .sum()
     }
 
-    /// Whether no key is stored.
-    pub fn is_empty(&mut self) -> bool {
-        self.inner.is_empty()
-    }
-
     /// See [`TimedStorage::frozen`].
+    #[cfg(test)]
     pub fn frozen<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let was = std::mem::replace(&mut self.inner.frozen, true);
         let result = f(self);

@@ -82,7 +82,7 @@ fn node_info() -> impl Strategy<Value = NodeInfo> {
     )
         .prop_map(|(node_id, addrs)| NodeInfo {
             node_id,
-            addrs: servicer_dht::AddrList::new(addrs),
+            addrs: servicer_dht::messages::AddrList::new(addrs),
         })
 }
 

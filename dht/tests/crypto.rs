@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use servicer_dht::serde_bytes;
 use servicer_dht::{
     DhtConfig, DhtNode, DhtValue, Key, SignatureValidator, Validators, get_dht_time,
 };

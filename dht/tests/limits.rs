@@ -93,7 +93,7 @@ async fn keys_per_request() {
     let stub = DhtProtocol::get_stub(&client, server.peer_id());
     let peer = NodeInfo {
         node_id: None,
-        addrs: servicer_dht::AddrList::default(),
+        addrs: servicer_dht::messages::AddrList::default(),
     };
     let items: Vec<StoreItem> = (0..9).map(|i| regular(&format!("k{i}"), vec![i])).collect();
     let err = stub
@@ -242,7 +242,7 @@ impl SkewedPeer {
         Ok(PingResponse {
             peer: NodeInfo {
                 node_id: Some(DhtId::random()),
-                addrs: servicer_dht::AddrList::default(),
+                addrs: servicer_dht::messages::AddrList::default(),
             },
             dht_time: get_dht_time() + self.offset,
             available: true,

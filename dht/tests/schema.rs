@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use servicer_dht::serde_bytes::ByteBuf;
+use serde_bytes::ByteBuf;
 use servicer_dht::{
     BytesWithOwner, CompositeValidator, Dht, DhtConfig, DhtId, DhtNode, DhtRecord, DhtValue, Key,
     REGULAR_SUBKEY, RecordValidator, SchemaValidator, SignatureValidator, Validators, encode_value,

@@ -391,7 +391,7 @@ async fn routing_table_refresh_runs_periodically() {
                 Ok::<_, String>(FindResponse {
                     peer: NodeInfo {
                         node_id: Some(spy_id),
-                        addrs: servicer_dht::AddrList::default(),
+                        addrs: servicer_dht::messages::AddrList::default(),
                     },
                     results: request
                         .keys

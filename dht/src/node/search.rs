@@ -42,7 +42,7 @@ impl Hops {
 
 impl DhtNode {
     /// The beam searches this node has run so far and their hops. With the RPC counts of
-    /// [`DhtProtocol::rpcs_sent`], this tells what lookups cost.
+    /// [`DhtProtocol::rpcs_sent`](crate::DhtProtocol::rpcs_sent), this tells what lookups cost.
     pub fn lookup_stats(&self) -> LookupStats {
         LookupStats {
             searches: self.inner.searches.load(Ordering::Relaxed),

@@ -45,7 +45,7 @@ impl DhtNode {
     }
 
     /// Stores an already encoded value; see [`store`](Self::store). Fails with
-    /// [`DhtError::ValueTooLarge`] past [`Limits::max_value_size`], which other nodes refuse.
+    /// [`DhtError::ValueTooLarge`] past [`Limits::max_value_size`](crate::Limits::max_value_size), which other nodes refuse.
     pub async fn store_encoded(
         &self,
         key: Key,

@@ -105,7 +105,7 @@ impl DhtProtocol {
     }
 
     /// Stores items on `peer`: per item, stored or why not; `None` if the peer did not answer.
-    /// More items than [`Limits::max_keys_per_request`] go in several requests.
+    /// More items than [`Limits::max_keys_per_request`](crate::Limits::max_keys_per_request) go in several requests.
     pub async fn call_store_detailed(
         &self,
         peer: PeerId,
@@ -143,7 +143,7 @@ impl DhtProtocol {
 
     /// Looks keys up on `peer`: per key, its value (if any) and its nearest nodes; `None` if the
     /// peer did not answer. The addresses of the nodes it names are remembered for later dials.
-    /// More keys than [`Limits::max_keys_per_request`] go in several requests.
+    /// More keys than [`Limits::max_keys_per_request`](crate::Limits::max_keys_per_request) go in several requests.
     pub async fn call_find(
         &self,
         peer: PeerId,

@@ -147,7 +147,8 @@ impl DhtProtocol {
         self.state().cache.get(key).cloned()
     }
 
-    /// Whether the routing table holds the node with this DHT id.
+    /// Whether the routing table holds the node with this DHT id (as an active node or a
+    /// replacement).
     pub fn knows_node(&self, node_id: &DhtId) -> bool {
         self.state().routing_table.contains(node_id)
     }
@@ -181,14 +182,14 @@ impl DhtProtocol {
     }
 
     /// How many records held here `peer` wrote (its quota use,
-    /// [`Limits::max_records_per_peer`](crate::Limits)).
+    /// [`Limits::max_records_per_peer`](crate::Limits::max_records_per_peer)).
     pub fn records_written_by(&self, peer: &PeerId) -> usize {
         let mut state = self.state();
         state.writers.expire(get_dht_time());
         state.writers.records_of(peer)
     }
 
-    /// How many records held here remote peers wrote ([`Limits::max_records`](crate::Limits)).
+    /// How many records held here remote peers wrote ([`Limits::max_records`](crate::Limits::max_records)).
     pub fn remote_records(&self) -> usize {
         let mut state = self.state();
         state.writers.expire(get_dht_time());
