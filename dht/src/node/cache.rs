@@ -8,29 +8,45 @@ use std::time::Duration;
 use servicer_runtime::PeerId;
 
 use super::DhtNode;
-use super::store::StoreRequestItem;
-use crate::id::DhtId;
+use crate::id::{DhtId, Key};
 use crate::lock;
 use crate::messages::{StoreItem, StoreValue};
 use crate::storage::{DhtLocalStorage, StoredValue};
 use crate::time::{DhtTime, ValueWithExpiration, get_dht_time};
+
+/// What a store did with one item, for [`DhtNode::update_cache_on_store`].
+pub(super) struct StoreOutcome<'a> {
+    /// The key's id.
+    pub(super) key: DhtId,
+    /// The subkey, for one subkey of a dictionary.
+    pub(super) subkey: Option<&'a Key>,
+    /// The encoded value.
+    pub(super) value: &'a [u8],
+    /// When it expires.
+    pub(super) expiration_time: DhtTime,
+    /// Whether any replica accepted it.
+    pub(super) stored: bool,
+}
 
 impl DhtNode {
     /// hivemind's `_update_cache_on_store`: cache a stored regular value; when every replica
     /// refused one, refresh a cached copy that is no newer than the refused value (the refusal
     /// means a newer value exists); add stored subkeys to a cached dictionary and refresh it, since
     /// other writers may have added subkeys.
-    pub(super) fn update_cache_on_store(&self, items: &[StoreRequestItem], results: &[bool]) {
+    pub(super) fn update_cache_on_store<'a>(
+        &self,
+        outcomes: impl IntoIterator<Item = StoreOutcome<'a>>,
+    ) {
         let mut refresh_now = Vec::new();
         {
             let mut state = self.inner.protocol.state();
-            for (item, &ok) in items.iter().zip(results) {
-                let key = DhtId::generate(item.key.clone());
-                match &item.subkey {
+            for item in outcomes {
+                let (key, ok) = (item.key, item.stored);
+                match item.subkey {
                     None if ok => {
                         state
                             .cache
-                            .store(key, item.value.clone(), item.expiration_time, None);
+                            .store(key, item.value.to_vec(), item.expiration_time, None);
                     }
                     None => {
                         if state
@@ -49,7 +65,7 @@ impl DhtNode {
                             state.cache.store_subkey(
                                 key,
                                 subkey.to_msgpack(),
-                                item.value.clone(),
+                                item.value.to_vec(),
                                 item.expiration_time,
                             );
                         }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use servicer_runtime::PeerId;
 
 use super::DhtNode;
+use super::cache::StoreOutcome;
 use crate::error::DhtError;
 use crate::id::{DhtId, Key};
 use crate::messages::{StoreItem, StoreValue};
@@ -138,7 +139,17 @@ impl DhtNode {
             results[i] = ok;
         }
         if self.inner.config.cache_on_store {
-            self.update_cache_on_store(&items, &results);
+            let outcomes = items
+                .iter()
+                .zip(&results)
+                .map(|(item, &stored)| StoreOutcome {
+                    key: DhtId::generate(item.key.clone()),
+                    subkey: item.subkey.as_ref(),
+                    value: &item.value,
+                    expiration_time: item.expiration_time,
+                    stored,
+                });
+            self.update_cache_on_store(outcomes);
         }
         results
     }
