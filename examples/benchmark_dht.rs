@@ -226,12 +226,10 @@ trait BenchPeer: Clone + Send + Sync + 'static {
 
 impl BenchPeer for DhtNode {
     async fn start(listen: Multiaddr, initial: Vec<Multiaddr>, wait_timeout: Duration) -> Self {
-        let config = DhtConfig {
-            wait_timeout,
-            ..DhtConfig::default()
-                .with_p2p(P2PConfig::default().with_listen_addrs([listen]))
-                .with_initial_peers(initial)
-        };
+        let config = DhtConfig::default()
+            .with_p2p(P2PConfig::default().with_listen_addrs([listen]))
+            .with_initial_peers(initial)
+            .with_wait_timeout(wait_timeout);
         DhtNode::create(config).await.expect("peer starts")
     }
 

@@ -12,7 +12,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
-use p2p_servicer::dht::traverse::Keyspace;
 use p2p_servicer::dht::{DhtConfig, DhtId, DhtNode, LookupStats, RpcCounts, get_dht_time};
 use p2p_servicer::runtime::{Multiaddr, P2PConfig};
 use rand::rngs::StdRng;
@@ -162,7 +161,7 @@ async fn run(args: &Args, n: usize) -> Vec<(String, f64)> {
     }
     let table_sizes: Vec<f64> = nodes
         .iter()
-        .map(|node| node.protocol().state().routing_table.len() as f64)
+        .map(|node| node.stats().routing_table_size as f64)
         .collect();
 
     // find_nearest_nodes against brute force over every node's id.
@@ -184,7 +183,7 @@ async fn run(args: &Args, n: usize) -> Vec<(String, f64)> {
             .map(|v| v.iter().map(|(id, _)| *id).collect())
             .unwrap_or_default();
         let mut truth = ids.clone();
-        truth.sort_by_key(|id| id.distance(&query));
+        truth.sort_by_key(|id| id.xor_distance(&query));
         truth.truncate(args.k);
         if found.first() == truth.first() {
             top1 += 1;

@@ -66,13 +66,11 @@ async fn main() {
     if let Some(path) = args.identity_path {
         p2p = p2p.with_identity_path(path);
     }
-    let config = DhtConfig {
-        refresh_timeout: Some(period),
-        client_mode: args.client_mode,
-        ..DhtConfig::default()
-            .with_p2p(p2p)
-            .with_initial_peers(args.initial_peers)
-    };
+    let config = DhtConfig::default()
+        .with_p2p(p2p)
+        .with_initial_peers(args.initial_peers)
+        .with_refresh_timeout(Some(period))
+        .with_client_mode(args.client_mode);
     let node = match DhtNode::create(config).await {
         Ok(node) => node,
         Err(err) => {
@@ -96,11 +94,11 @@ async fn main() {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = status.tick() => {
-                let (nodes, keys) = {
-                    let mut state = node.protocol().state();
-                    (state.routing_table.len(), state.storage.len())
-                };
-                println!("{nodes} DHT nodes in the routing table, {keys} keys in local storage");
+                let stats = node.stats();
+                println!(
+                    "{} DHT nodes in the routing table, {} keys in local storage",
+                    stats.routing_table_size, stats.stored_keys
+                );
             }
         }
     }

@@ -235,12 +235,10 @@ async fn dht_swarm(addr: &str) -> Result<(), InteropError> {
     let mut nodes: Vec<DhtNode> = Vec::new();
     let mut initial = vec![addr];
     for i in 0..3 {
-        let config = DhtConfig {
-            wait_timeout: Duration::from_secs(10),
-            ..DhtConfig::default()
-        }
-        .with_p2p(config())
-        .with_initial_peers(initial);
+        let config = DhtConfig::default()
+            .with_wait_timeout(Duration::from_secs(10))
+            .with_p2p(config())
+            .with_initial_peers(initial);
         let node = DhtNode::create(config).await?;
         initial = node.p2p().visible_maddrs();
         for maddr in &initial {

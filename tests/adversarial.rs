@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use p2p_servicer::dht::protocol::{StoreItem, StoreValue};
+use p2p_servicer::dht::messages::{StoreItem, StoreValue};
 use p2p_servicer::dht::{
     DhtConfig, DhtId, DhtNode, DhtProtocol, Key, Limits, ProtocolConfig, Rejection,
     SignatureValidator, Validators, get_dht_time,
@@ -56,13 +56,11 @@ fn item(key: &str, value: StoreValue, expiration_time: f64) -> StoreItem {
 
 fn signing_config(keypair: Keypair, limits: Limits) -> (DhtConfig, Arc<SignatureValidator>) {
     let validator = Arc::new(SignatureValidator::new(keypair.clone()));
-    let config = DhtConfig {
-        p2p: P2PConfig::default().with_keypair(keypair),
-        wait_timeout: PATIENCE,
-        limits,
-        record_validators: Validators(vec![validator.clone()]),
-        ..DhtConfig::default()
-    };
+    let config = DhtConfig::default()
+        .with_p2p(P2PConfig::default().with_keypair(keypair))
+        .with_wait_timeout(PATIENCE)
+        .with_limits(limits)
+        .with_record_validators(Validators(vec![validator.clone()]));
     (config, validator)
 }
 
@@ -114,11 +112,9 @@ async fn a_hostile_peer_does_not_stop_honest_ones() {
     let hostile = DhtProtocol::create(
         &attacker,
         DhtId::random(),
-        ProtocolConfig {
-            wait_timeout: PATIENCE,
-            client_mode: true,
-            ..ProtocolConfig::default()
-        },
+        ProtocolConfig::default()
+            .with_wait_timeout(PATIENCE)
+            .with_client_mode(true),
     )
     .unwrap();
 

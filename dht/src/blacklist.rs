@@ -62,12 +62,6 @@ impl Blacklist {
         self.banned_until.remove(peer);
         self.failures.remove(peer);
     }
-
-    /// Forgets everything.
-    pub fn clear(&mut self) {
-        self.banned_until.clear();
-        self.failures.clear();
-    }
 }
 
 #[cfg(test)]

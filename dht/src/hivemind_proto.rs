@@ -4,7 +4,8 @@
 //! ([`servicer_runtime::WireMode::Hivemind`]). `tests/hivemind_vectors.rs` checks them byte for
 //! byte against vectors captured from hivemind itself.
 //!
-//! [`crate::hivemind_wire`] translates them to and from the native messages.
+//! [`HivemindDhtProtocol`](crate::HivemindDhtProtocol) serves them, translating to and from the
+//! native messages ([`crate::messages`]).
 
 use servicer_runtime::hivemind::proto::{RequestAuthInfo, ResponseAuthInfo};
 

@@ -1,39 +1,65 @@
 //! A Kademlia DHT with hivemind's semantics, built on `#[servicer]` stubs.
+//!
+//! [`DhtNode`] is the async API (hivemind's `DHTNode`): create it from a [`DhtConfig`], then
+//! [`store`](DhtNode::store) and [`get`](DhtNode::get) values that expire, regular or
+//! dictionaries of subkeys. [`Dht`] runs a node on its own thread for blocking code.
+//! [`DhtProtocol`] is the RPC layer underneath (`rpc_ping`, `rpc_store`, `rpc_find` and the
+//! calls that keep the routing table), configured by a [`ProtocolConfig`]; [`DhtStats`] is a
+//! snapshot of what a node holds and has sent. Records go through [`RecordValidator`]s:
+//! [`SignatureValidator`] for owned records, [`SchemaValidator`] for typed ones.
+//!
+//! A node speaks the wire of the P2P node it runs on: its own messages, or on a node in
+//! `WireMode::Hivemind` the exact messages of hivemind 1.1.12 ([`HivemindDhtProtocol`]).
+//!
+//! Every public item has one path: the crate root, except two families of messages, each in
+//! its own module:
+//! - [`messages`]: the requests and responses of the native wire, for programs that talk to
+//!   DHT nodes without being one (tools, tests that impersonate a peer);
+//! - [`hivemind_proto`]: hivemind's protobuf messages of the same RPCs.
+//!
+//! # Features
+//!
+//! - `testing` (off by default): the `servicer_dht::testing` module, hooks into a node's state that tests
+//!   and simulations use to set up situations (a node in the routing table that never
+//!   answered, a value stored without a request). Programs have no use for it.
 
 #![warn(missing_docs)]
 
-pub mod addrs;
-pub mod blacklist;
-pub mod crypto;
-pub mod error;
-pub mod handle;
+mod addrs;
+mod blacklist;
+mod crypto;
+mod error;
+mod handle;
 pub mod hivemind_proto;
-pub mod hivemind_wire;
-pub mod id;
-pub mod limits;
-pub mod node;
-pub mod protocol;
-pub mod routing;
-pub mod schema;
-pub mod storage;
-pub mod time;
-pub mod traverse;
-pub mod validation;
-pub mod value;
+mod hivemind_wire;
+mod id;
+mod limits;
+pub mod messages;
+mod node;
+mod protocol;
+mod routing;
+mod schema;
+mod stats;
+mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod time;
+mod traverse;
+mod validation;
+mod value;
+mod wires;
 
-pub use addrs::AddrList;
 pub use crypto::SignatureValidator;
 pub use error::DhtError;
 pub use handle::Dht;
 pub use hivemind_wire::{HivemindDhtProtocol, HivemindDhtProtocolStub};
 pub use id::{DhtId, Key};
 pub use limits::{Limits, Rejection};
-pub use node::{DhtConfig, DhtNode, DhtValue, LookupStats, StoreRequestItem, Validators};
-pub use protocol::{DhtProtocol, DhtProtocolStub, ProtocolConfig, RpcCounts};
-pub use routing::{KBucket, RoutingTable};
-pub use schema::{BytesWithOwner, SchemaValidator};
-pub use serde_bytes;
-pub use storage::{DhtLocalStorage, DictionaryDhtValue, StoredValue, TimedStorage};
+pub use node::{DhtConfig, DhtNode, DhtValue, StoreRequestItem, Validators};
+pub use protocol::{DhtProtocol, DhtProtocolStub, FindOutcome, ProtocolConfig};
+pub use schema::{BytesWithOwner, SchemaBuilder, SchemaValidator};
+pub use stats::{DhtStats, LookupStats, RpcCounts};
+pub use storage::{DictionaryDhtValue, StoredValue};
 pub use time::{DhtTime, ValueWithExpiration, get_dht_time};
 pub use validation::{CompositeValidator, DhtRecord, REGULAR_SUBKEY, RecordValidator};
 pub use value::{decode_value, encode_value};

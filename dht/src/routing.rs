@@ -50,11 +50,13 @@ impl KBucket {
     }
 
     /// Active nodes, least recently seen first.
+    #[cfg(test)]
     pub fn nodes(&self) -> &[(DhtId, PeerId)] {
         &self.nodes
     }
 
     /// Replacement nodes, most recently seen last.
+    #[cfg(test)]
     pub fn replacements(&self) -> &[(DhtId, PeerId)] {
         &self.replacements
     }
@@ -154,11 +156,6 @@ impl RoutingTable {
         }
     }
 
-    /// The owner's id.
-    pub fn node_id(&self) -> DhtId {
-        self.node_id
-    }
-
     /// The buckets, ordered by range.
     pub fn buckets(&self) -> &[KBucket] {
         &self.buckets
@@ -218,6 +215,7 @@ impl RoutingTable {
     }
 
     /// The peer of a known node (active or replacement).
+    #[cfg(test)]
     pub fn get_peer(&self, id: &DhtId) -> Option<PeerId> {
         self.id_to_peer.get(id).copied()
     }
@@ -237,12 +235,8 @@ impl RoutingTable {
         self.buckets.iter().map(|b| b.nodes.len()).sum()
     }
 
-    /// Whether there is no active node.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Number of replacement nodes.
+    #[cfg(test)]
     pub fn replacement_count(&self) -> usize {
         self.buckets.iter().map(|b| b.replacements.len()).sum()
     }

@@ -1,17 +1,5 @@
 //! [`SchemaValidator`]: values under declared keys must be of the declared serde types (hivemind's
 //! `SchemaValidator`, with serde types in place of a pydantic model).
-//!
-//! ```
-//! use servicer_dht::schema::{BytesWithOwner, SchemaValidator};
-//! use serde_bytes::ByteBuf;
-//!
-//! let schema = SchemaValidator::builder()
-//!     .regular::<ByteBuf>("experiment_name")
-//!     .dictionary::<ByteBuf, u64>("n_batches")
-//!     .dictionary::<BytesWithOwner, ByteBuf>("signed_data")
-//!     .build();
-//! # let _ = schema;
-//! ```
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -49,6 +37,18 @@ struct Fields {
 /// names (with `prefix_` before them if a prefix is set), hashed as [`DhtId::generate`] hashes
 /// string keys. Priority 0; two schema validators merge: a record passes if any schema that
 /// declares its key accepts it, and extra keys are allowed if either allows them.
+///
+/// ```
+/// use serde_bytes::ByteBuf;
+/// use servicer_dht::{BytesWithOwner, SchemaValidator};
+///
+/// let schema = SchemaValidator::builder()
+///     .regular::<ByteBuf>("experiment_name")
+///     .dictionary::<ByteBuf, u64>("n_batches")
+///     .dictionary::<BytesWithOwner, ByteBuf>("signed_data")
+///     .build();
+/// # let _ = schema;
+/// ```
 pub struct SchemaValidator {
     fields: RwLock<Fields>,
 }

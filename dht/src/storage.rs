@@ -145,11 +145,6 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
         self.data.get_mut(key)
     }
 
-    /// Whether `key` holds an unexpired value.
-    pub fn contains(&mut self, key: &K) -> bool {
-        self.get(key).is_some()
-    }
-
     /// Every unexpired entry, in no particular order.
     pub fn items(&mut self) -> impl Iterator<Item = (&K, &ValueWithExpiration<V>)> {
         self.remove_outdated();
@@ -157,6 +152,7 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
     }
 
     /// The entry that expires first.
+    #[cfg(test)]
     pub fn top(&mut self) -> Option<(&K, &ValueWithExpiration<V>)> {
         self.remove_outdated();
         let key = loop {
@@ -172,6 +168,7 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
     }
 
     /// Removes `key`; a missing key is fine.
+    #[cfg(test)]
     pub fn remove(&mut self, key: &K) -> Option<ValueWithExpiration<V>> {
         self.data.remove(key)
     }
@@ -185,12 +182,6 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
     /// Whether there is no unexpired entry.
     pub fn is_empty(&mut self) -> bool {
         self.len() == 0
-    }
-
-    /// Removes everything.
-    pub fn clear(&mut self) {
-        self.data.clear();
-        self.expirations.clear();
     }
 
     /// Runs `f` with expiration and size eviction turned off (hivemind's `freeze()`), e.g. to
@@ -273,6 +264,15 @@ impl DictionaryDhtValue {
     /// Number of unexpired subkeys.
     pub fn len(&mut self) -> usize {
         self.entries.len()
+    }
+
+    /// Bytes of the subkeys and values held, expired ones included until they are dropped.
+    pub(crate) fn bytes(&self) -> usize {
+        self.entries
+            .data
+            .iter()
+            .map(|(subkey, v)| subkey.len() + v.value.len())
+            .sum()
     }
 
     /// Whether no subkey is left.
@@ -391,6 +391,7 @@ impl DhtLocalStorage {
     }
 
     /// Removes a key.
+    #[cfg(test)]
     pub fn remove(&mut self, key: &DhtId) -> Option<ValueWithExpiration<StoredValue>> {
         self.inner.remove(key)
     }
@@ -401,6 +402,7 @@ impl DhtLocalStorage {
     }
 
     /// The entry that expires first.
+    #[cfg(test)]
     pub fn top(&mut self) -> Option<(&DhtId, &ValueWithExpiration<StoredValue>)> {
         self.inner.top()
     }
@@ -410,12 +412,18 @@ impl DhtLocalStorage {
         self.inner.len()
     }
 
-    /// Whether no key is stored.
-    pub fn is_empty(&mut self) -> bool {
-        self.inner.is_empty()
+    /// Bytes of the unexpired values held (a dictionary's: its subkeys and values).
+    pub(crate) fn bytes(&mut self) -> usize {
+        self.items()
+            .map(|(_, v)| match &v.value {
+                StoredValue::Regular(value) => value.len(),
+                StoredValue::Dictionary(dict) => dict.bytes(),
+            })
+            .sum()
     }
 
     /// See [`TimedStorage::frozen`].
+    #[cfg(test)]
     pub fn frozen<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let was = std::mem::replace(&mut self.inner.frozen, true);
         let result = f(self);

@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
-use servicer_dht::protocol::{
+use servicer_dht::messages::{
     DictEntry, FindRequest, FindResponse, NodeInfo, PingRequest, PingResponse, StoreItem,
     StoreRequest, StoreResponse, StoreValue,
 };
@@ -37,10 +37,7 @@ fn node() -> &'static (tokio::runtime::Runtime, DhtProtocol) {
                 P2P::create(P2PConfig::default().with_listen_addrs(["/memory/0".parse().unwrap()]))
                     .await
                     .unwrap();
-            let config = ProtocolConfig {
-                limits: LIMITS(),
-                ..ProtocolConfig::default()
-            };
+            let config = ProtocolConfig::default().with_limits(LIMITS());
             DhtProtocol::create(&p2p, DhtId::random(), config).unwrap()
         });
         (runtime, protocol)
@@ -86,7 +83,7 @@ fn node_info() -> impl Strategy<Value = NodeInfo> {
     )
         .prop_map(|(node_id, addrs)| NodeInfo {
             node_id,
-            addrs: servicer_dht::AddrList::new(addrs),
+            addrs: servicer_dht::messages::AddrList::new(addrs),
         })
 }
 

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use servicer_dht::serde_bytes;
 use servicer_dht::{
     DhtConfig, DhtNode, DhtValue, Key, SignatureValidator, Validators, get_dht_time,
 };
@@ -12,12 +11,10 @@ use servicer_runtime::{Keypair, P2PConfig};
 /// A node whose identity key signs its records, with an RPC deadline fit for a loaded machine.
 fn signing_node(keypair: Keypair) -> (DhtConfig, Arc<SignatureValidator>) {
     let validator = Arc::new(SignatureValidator::new(keypair.clone()));
-    let config = DhtConfig {
-        p2p: P2PConfig::default().with_keypair(keypair),
-        wait_timeout: std::time::Duration::from_secs(30),
-        record_validators: Validators(vec![validator.clone()]),
-        ..DhtConfig::default()
-    };
+    let config = DhtConfig::default()
+        .with_p2p(P2PConfig::default().with_keypair(keypair))
+        .with_wait_timeout(std::time::Duration::from_secs(30))
+        .with_record_validators(Validators(vec![validator.clone()]));
     (config, validator)
 }
 

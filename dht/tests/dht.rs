@@ -8,10 +8,7 @@ use servicer_runtime::P2PConfig;
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
-    DhtConfig {
-        wait_timeout: std::time::Duration::from_secs(30),
-        ..DhtConfig::default()
-    }
+    DhtConfig::default().with_wait_timeout(std::time::Duration::from_secs(30))
 }
 
 fn regular<V: Clone>(found: Option<servicer_dht::ValueWithExpiration<DhtValue<V>>>) -> Option<V> {
@@ -141,10 +138,11 @@ fn startup_errors() {
     let addr: servicer_runtime::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer}")
         .parse()
         .unwrap();
-    let config = || DhtConfig {
-        wait_timeout: Duration::from_secs(1),
-        p2p: P2PConfig::default().with_connect_timeout(Duration::from_secs(1)),
-        ..patient().with_initial_peers([addr.clone()])
+    let config = || {
+        patient()
+            .with_initial_peers([addr.clone()])
+            .with_wait_timeout(Duration::from_secs(1))
+            .with_p2p(P2PConfig::default().with_connect_timeout(Duration::from_secs(1)))
     };
     let err = Dht::start(config()).unwrap_err();
     assert!(err.to_string().contains("bootstrap failed"), "{err}");

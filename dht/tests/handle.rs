@@ -6,10 +6,7 @@ use servicer_dht::{Dht, DhtConfig, DhtError, DhtValue, get_dht_time};
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
-    DhtConfig {
-        wait_timeout: std::time::Duration::from_secs(30),
-        ..DhtConfig::default()
-    }
+    DhtConfig::default().with_wait_timeout(std::time::Duration::from_secs(30))
 }
 
 #[test]
@@ -30,7 +27,7 @@ fn dht_handle_from_blocking_code() {
 
     // run: any closure against the node.
     let table_size = second
-        .run(|node| async move { node.protocol().state().routing_table.len() })
+        .run(|node| async move { node.stats().routing_table_size })
         .unwrap();
     assert!(table_size >= 1);
 

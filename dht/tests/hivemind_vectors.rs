@@ -116,7 +116,7 @@ fn find_messages() {
 }
 
 /// A dictionary with live entries, whole (as replication stores it) and as a find result; the
-/// DHT's own translation of its contents is tested in `servicer_dht::hivemind_wire`.
+/// DHT's own translation of its contents is tested next to it, in `src/hivemind_wire/`.
 #[test]
 fn dictionary_messages() {
     let request: StoreRequest = round_trip("dht.store_request_dictionary");

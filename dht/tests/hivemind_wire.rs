@@ -13,15 +13,13 @@ use servicer_dht::{
 use servicer_runtime::{Multiaddr, P2PConfig, WireMode};
 
 fn hivemind_node(initial: Vec<Multiaddr>) -> DhtConfig {
-    DhtConfig {
-        bucket_size: 5,
-        num_replicas: 3,
+    DhtConfig::default()
+        .with_bucket_size(5)
+        .with_num_replicas(3)
         // Only failures wait this long; generous for a loaded 2-core machine.
-        wait_timeout: Duration::from_secs(30),
-        ..DhtConfig::default()
-    }
-    .with_p2p(P2PConfig::default().with_wire_mode(WireMode::Hivemind))
-    .with_initial_peers(initial)
+        .with_wait_timeout(Duration::from_secs(30))
+        .with_p2p(P2PConfig::default().with_wire_mode(WireMode::Hivemind))
+        .with_initial_peers(initial)
 }
 
 /// `n` hivemind-wire nodes, each bootstrapping from every earlier one.
@@ -131,7 +129,7 @@ async fn hivemind_wire_over_quic() {
     let quic = |initial: Vec<Multiaddr>| {
         let config = hivemind_node(initial);
         let p2p = config
-            .p2p
+            .p2p()
             .clone()
             .with_listen_addrs(["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()]);
         config.with_p2p(p2p)

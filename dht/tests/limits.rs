@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use servicer_dht::protocol::{
+use servicer_dht::messages::{
     DictEntry, FindRequest, NodeInfo, PingRequest, PingResponse, StoreItem, StoreRequest,
     StoreValue,
 };
@@ -15,10 +15,10 @@ use servicer_runtime::{P2P, P2PConfig, RpcContext, RpcError};
 
 /// A listening protocol with these limits, and a client protocol (default limits) connected to it.
 async fn pair(limits: Limits) -> ((P2P, DhtProtocol), (P2P, DhtProtocol)) {
-    let config = |limits: Limits| ProtocolConfig {
-        wait_timeout: Duration::from_secs(30),
-        limits,
-        ..ProtocolConfig::default()
+    let config = |limits: Limits| {
+        ProtocolConfig::default()
+            .with_wait_timeout(Duration::from_secs(30))
+            .with_limits(limits)
     };
     let server = P2P::create(P2PConfig::default()).await.unwrap();
     let server_proto = DhtProtocol::create(&server, DhtId::random(), config(limits)).unwrap();
@@ -72,12 +72,9 @@ async fn value_size() {
     assert_eq!(results, vec![Ok(()), Err(Rejection::ValueTooLarge)]);
 
     // The node's own API refuses early, with the sizes.
-    let node = DhtNode::create(DhtConfig {
-        limits,
-        ..DhtConfig::default()
-    })
-    .await
-    .unwrap();
+    let node = DhtNode::create(DhtConfig::default().with_limits(limits))
+        .await
+        .unwrap();
     let err = node
         .store("big", &vec![0u8; 2000], get_dht_time() + 60.0, None)
         .await
@@ -96,7 +93,7 @@ async fn keys_per_request() {
     let stub = DhtProtocol::get_stub(&client, server.peer_id());
     let peer = NodeInfo {
         node_id: None,
-        addrs: servicer_dht::AddrList::default(),
+        addrs: servicer_dht::messages::AddrList::default(),
     };
     let items: Vec<StoreItem> = (0..9).map(|i| regular(&format!("k{i}"), vec![i])).collect();
     let err = stub
@@ -125,12 +122,10 @@ async fn keys_per_request() {
     let small = DhtProtocol::create(
         &client2,
         DhtId::random(),
-        ProtocolConfig {
-            limits: Limits::default().with_max_keys_per_request(4),
-            client_mode: true,
-            wait_timeout: Duration::from_secs(30),
-            ..ProtocolConfig::default()
-        },
+        ProtocolConfig::default()
+            .with_limits(Limits::default().with_max_keys_per_request(4))
+            .with_client_mode(true)
+            .with_wait_timeout(Duration::from_secs(30)),
     )
     .unwrap();
     let results = small
@@ -209,10 +204,7 @@ async fn records_per_peer_and_in_total() {
     let other_proto = DhtProtocol::create(
         &other,
         DhtId::random(),
-        ProtocolConfig {
-            wait_timeout: Duration::from_secs(30),
-            ..ProtocolConfig::default()
-        },
+        ProtocolConfig::default().with_wait_timeout(Duration::from_secs(30)),
     )
     .unwrap();
     let results = other_proto
@@ -250,7 +242,7 @@ impl SkewedPeer {
         Ok(PingResponse {
             peer: NodeInfo {
                 node_id: Some(DhtId::random()),
-                addrs: servicer_dht::AddrList::default(),
+                addrs: servicer_dht::messages::AddrList::default(),
             },
             dht_time: get_dht_time() + self.offset,
             available: true,
@@ -265,11 +257,9 @@ async fn clock_skew_beyond_three_seconds() {
         std::sync::Arc::new(SkewedPeer { offset })
             .add_p2p_handlers(&peer, None)
             .unwrap();
-        let config = DhtConfig {
-            wait_timeout: Duration::from_secs(30),
-            ..DhtConfig::default()
-        }
-        .with_initial_peers(peer.visible_maddrs());
+        let config = DhtConfig::default()
+            .with_wait_timeout(Duration::from_secs(30))
+            .with_initial_peers(peer.visible_maddrs());
         let result = DhtNode::create(config.clone()).await;
         match result {
             Err(DhtError::ClockSkew {
@@ -289,12 +279,7 @@ async fn clock_skew_beyond_three_seconds() {
             Err(err) => panic!("offset {offset}: {err}"),
         }
         // Without `strict`, a skewed peer only warns.
-        let node = DhtNode::create(DhtConfig {
-            strict: false,
-            ..config
-        })
-        .await
-        .unwrap();
+        let node = DhtNode::create(config.with_strict(false)).await.unwrap();
         node.shutdown().await;
         peer.shutdown().await;
     }

@@ -14,22 +14,17 @@ use servicer_runtime::Multiaddr;
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
-    DhtConfig {
-        wait_timeout: std::time::Duration::from_secs(30),
-        ..DhtConfig::default()
-    }
+    DhtConfig::default().with_wait_timeout(std::time::Duration::from_secs(30))
 }
 
 fn node_config(initial: Vec<Multiaddr>) -> DhtConfig {
-    DhtConfig {
-        bucket_size: 5,
-        num_replicas: 3,
-        parallel_rpc: Some(10),
+    patient()
+        .with_bucket_size(5)
+        .with_num_replicas(3)
+        .with_parallel_rpc(Some(10))
         // Only failures wait this long; generous for a loaded 2-core machine.
-        wait_timeout: Duration::from_secs(30),
-        ..patient()
-    }
-    .with_initial_peers(initial)
+        .with_wait_timeout(Duration::from_secs(30))
+        .with_initial_peers(initial)
 }
 
 /// `n` nodes, each bootstrapping from up to five random earlier ones.
@@ -58,12 +53,9 @@ async fn dht_node() {
     println!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let nodes = swarm(20, &mut rng).await;
-    let me = DhtNode::create(DhtConfig {
-        cache_nearest: 1,
-        ..node_config(maddrs(&nodes, &mut rng, 5))
-    })
-    .await
-    .unwrap();
+    let me = DhtNode::create(node_config(maddrs(&nodes, &mut rng, 5)).with_cache_nearest(1))
+        .await
+        .unwrap();
     // 1. Find self.
     let own = me.node_id();
     let nearest = me.find_nearest_nodes(&[own], Some(1), false).await;
@@ -135,12 +127,10 @@ async fn dht_node() {
             .await
             .unwrap()
     );
-    let that_guy = DhtNode::create(DhtConfig {
-        cache_locally: false,
-        ..node_config(maddrs(&nodes, &mut rng, 3))
-    })
-    .await
-    .unwrap();
+    let that_guy =
+        DhtNode::create(node_config(maddrs(&nodes, &mut rng, 3)).with_cache_locally(false))
+            .await
+            .unwrap();
     for node in [&me, &that_guy] {
         let got = node
             .get::<(String, i32)>("mykey", false)
@@ -251,10 +241,11 @@ async fn bootstrap_fails_clearly_without_answering_peers() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("bootstrap failed"), "{err}");
-    let lenient = DhtNode::create(DhtConfig {
-        ensure_bootstrap_success: false,
-        ..patient().with_initial_peers(addrs)
-    })
+    let lenient = DhtNode::create(
+        patient()
+            .with_initial_peers(addrs)
+            .with_ensure_bootstrap_success(false),
+    )
     .await
     .unwrap();
     lenient.shutdown().await;

@@ -2,21 +2,19 @@
 
 use std::time::Duration;
 
-use servicer_dht::protocol::{DictEntry, FindOutcome, StoreItem, StoreValue};
+use servicer_dht::messages::{DictEntry, StoreItem, StoreValue};
 use servicer_dht::{
-    DhtId, DhtProtocol, ProtocolConfig, StoredValue, ValueWithExpiration, get_dht_time,
+    DhtId, DhtProtocol, FindOutcome, ProtocolConfig, StoredValue, ValueWithExpiration, get_dht_time,
 };
 use servicer_runtime::{P2P, P2PConfig, PeerId};
 
 fn config(client_mode: bool) -> ProtocolConfig {
-    ProtocolConfig {
-        bucket_size: 20,
-        depth_modulo: 5,
-        num_replicas: 3,
-        wait_timeout: Duration::from_secs(30),
-        client_mode,
-        ..ProtocolConfig::default()
-    }
+    ProtocolConfig::default()
+        .with_bucket_size(20)
+        .with_depth_modulo(5)
+        .with_num_replicas(3)
+        .with_wait_timeout(Duration::from_secs(30))
+        .with_client_mode(client_mode)
 }
 
 /// A listening node that has pinged its initial peers.
@@ -167,7 +165,7 @@ async fn dht_protocol() {
         );
 
         // A client-mode node never enters the others' tables; a server-mode one does.
-        let known = proto1.state().routing_table.contains(&protocol.node_id());
+        let known = proto1.knows_node(&protocol.node_id());
         assert_eq!(known, !client_mode);
         protocol.shutdown().unwrap();
         p2p.shutdown().await;
@@ -258,11 +256,8 @@ async fn whole_dictionary_and_cache_stores() {
             .unwrap(),
         vec![true]
     );
-    {
-        let mut state = proto.state();
-        assert!(state.storage.get(&key).is_none());
-        assert!(state.cache.get(&key).is_some());
-    }
+    assert!(proto.stored_value(&key).is_none());
+    assert!(proto.cached_value(&key).is_some());
     let found = client.call_find(peer.peer_id(), vec![key]).await.unwrap();
     assert_eq!(
         found[&key].value.as_ref().unwrap().expiration_time,
@@ -284,7 +279,7 @@ async fn validated_ping_checks_reachability_both_ways() {
             .unwrap(),
         Some(proto.node_id())
     );
-    assert!(proto.state().routing_table.contains(&other_proto.node_id()));
+    assert!(proto.knows_node(&other_proto.node_id()));
     other.shutdown().await;
     peer.shutdown().await;
 }
@@ -294,17 +289,15 @@ async fn stored_values_replicate_to_newly_met_nodes() {
     let (peer, proto) = listener(&[]).await;
     let key = DhtId::random();
     let t = get_dht_time();
-    assert!(
-        proto
-            .state()
-            .storage
-            .store(key, b"\x07".to_vec(), t + 100.0, None)
+    assert_eq!(
+        servicer_dht::testing::store_locally(&proto, vec![item(key, regular(b"\x07"), t + 100.0)]),
+        vec![Ok(())]
     );
     // The newcomer pings `peer`; with no neighbours, `peer` hands it every stored value.
     let (newcomer, newcomer_proto) = listener(&[&peer]).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if newcomer_proto.state().storage.get(&key).is_some() {
+        if newcomer_proto.stored_value(&key).is_some() {
             break;
         }
         assert!(

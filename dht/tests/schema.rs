@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use servicer_dht::serde_bytes::ByteBuf;
+use serde_bytes::ByteBuf;
 use servicer_dht::{
     BytesWithOwner, CompositeValidator, Dht, DhtConfig, DhtId, DhtNode, DhtRecord, DhtValue, Key,
     REGULAR_SUBKEY, RecordValidator, SchemaValidator, SignatureValidator, Validators, encode_value,
@@ -12,11 +12,9 @@ use servicer_dht::{
 use servicer_runtime::{Keypair, P2PConfig};
 
 fn patient(validators: Vec<Arc<dyn RecordValidator>>) -> DhtConfig {
-    DhtConfig {
-        wait_timeout: std::time::Duration::from_secs(30),
-        record_validators: Validators(validators),
-        ..DhtConfig::default()
-    }
+    DhtConfig::default()
+        .with_wait_timeout(std::time::Duration::from_secs(30))
+        .with_record_validators(Validators(validators))
 }
 
 fn bytes(b: &[u8]) -> ByteBuf {
@@ -303,10 +301,7 @@ fn set_b(signer: &Arc<SignatureValidator>) -> Vec<Arc<dyn RecordValidator>> {
 fn add_validators_to_a_running_dht() {
     let keypair = Keypair::generate_ed25519();
     let signer = Arc::new(SignatureValidator::new(keypair.clone()));
-    let config = DhtConfig {
-        p2p: P2PConfig::default().with_keypair(keypair),
-        ..patient(set_a(&signer))
-    };
+    let config = patient(set_a(&signer)).with_p2p(P2PConfig::default().with_keypair(keypair));
     let dht = Dht::start(config).unwrap();
     dht.add_validators(set_b(&signer)).unwrap();
     let exp = get_dht_time() + 60.0;

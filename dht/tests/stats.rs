@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use servicer_dht::protocol::{StoreItem, StoreValue};
+use servicer_dht::messages::{StoreItem, StoreValue};
 use servicer_dht::{
     DhtConfig, DhtId, DhtNode, DhtProtocol, Limits, LookupStats, ProtocolConfig, RpcCounts,
     get_dht_time,
@@ -16,24 +16,21 @@ fn memory() -> P2PConfig {
 
 /// Default settings on the in-memory transport, with a deadline only failures would wait for.
 fn config(initial: Vec<Multiaddr>) -> DhtConfig {
-    DhtConfig {
-        wait_timeout: Duration::from_secs(30),
+    DhtConfig::default()
+        .with_p2p(memory())
+        .with_wait_timeout(Duration::from_secs(30))
         // No background refresh of cached values: it would send finds of its own.
-        cache_refresh_before_expiry: None,
-        ..DhtConfig::default().with_p2p(memory())
-    }
-    .with_initial_peers(initial)
+        .with_cache_refresh_before_expiry(None)
+        .with_initial_peers(initial)
 }
 
 #[tokio::test]
 async fn each_request_counts_once_per_rpc() {
     let server = P2P::create(memory()).await.unwrap();
     let limits = Limits::default().with_max_keys_per_request(2);
-    let protocol_config = ProtocolConfig {
-        wait_timeout: Duration::from_secs(30),
-        limits,
-        ..ProtocolConfig::default()
-    };
+    let protocol_config = ProtocolConfig::default()
+        .with_wait_timeout(Duration::from_secs(30))
+        .with_limits(limits);
     let served = DhtProtocol::create(&server, DhtId::random(), protocol_config.clone()).unwrap();
     let client = P2P::create(memory().with_initial_peers(server.visible_maddrs()))
         .await

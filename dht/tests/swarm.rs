@@ -10,10 +10,7 @@ use servicer_dht::{DhtConfig, DhtId, DhtNode, Key, StoredValue, get_dht_time};
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
-    DhtConfig {
-        wait_timeout: std::time::Duration::from_secs(30),
-        ..DhtConfig::default()
-    }
+    DhtConfig::default().with_wait_timeout(std::time::Duration::from_secs(30))
 }
 
 /// RPC deadline for swarm tests: only failures wait for it, and a loaded 2-core CI machine
@@ -22,10 +19,7 @@ const PATIENT: Duration = Duration::from_secs(30);
 
 /// Node 0, then `n - 1` nodes that all bootstrap from it (all at once).
 async fn star(n: usize, config: impl Fn() -> DhtConfig) -> Vec<DhtNode> {
-    let config = || DhtConfig {
-        wait_timeout: PATIENT,
-        ..config()
-    };
+    let config = || config().with_wait_timeout(PATIENT);
     let first = DhtNode::create(config()).await.unwrap();
     let maddrs = first.p2p().visible_maddrs();
     let mut nodes = vec![first];
@@ -43,10 +37,7 @@ async fn shutdown(nodes: Vec<DhtNode>) {
 }
 
 fn stored_total(nodes: &[DhtNode]) -> usize {
-    nodes
-        .iter()
-        .map(|n| n.protocol().state().storage.len())
-        .sum()
+    nodes.iter().map(|n| n.stats().stored_keys).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,10 +45,10 @@ async fn replicas_are_exactly_num_replicas() {
     let seed: u64 = rand::random();
     let num_replicas = StdRng::seed_from_u64(seed).gen_range(1..=20);
     println!("seed {seed}: num_replicas {num_replicas}");
-    let nodes = star(20, || DhtConfig {
-        num_replicas,
-        cache_on_store: false,
-        ..patient()
+    let nodes = star(20, || {
+        patient()
+            .with_num_replicas(num_replicas)
+            .with_cache_on_store(false)
     })
     .await;
     // Everyone knows everyone before counting: a node met later would receive replicas of the
@@ -80,7 +71,7 @@ async fn replicas_are_exactly_num_replicas() {
     let holders = |nodes: &[DhtNode]| -> Vec<usize> {
         let key2 = DhtId::generate("key2");
         (0..nodes.len())
-            .filter(|i| nodes[*i].protocol().state().storage.get(&key2).is_some())
+            .filter(|i| nodes[*i].protocol().stored_value(&key2).is_some())
             .collect()
     };
     let before = holders(&nodes);
@@ -105,11 +96,7 @@ async fn edge_case_keys_subkeys_and_values() {
     let seed: u64 = rand::random();
     println!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let nodes = star(4, || DhtConfig {
-        parallel_rpc: Some(4),
-        ..patient()
-    })
-    .await;
+    let nodes = star(4, || patient().with_parallel_rpc(Some(4))).await;
     let subkeys: Vec<Key> = vec![
         0.into(),
         "".into(),
@@ -156,9 +143,8 @@ async fn edge_case_keys_subkeys_and_values() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blacklist_after_two_peers_shut_down() {
-    let mut nodes = star(4, || DhtConfig {
-        blacklist_time: Duration::from_secs(999),
-        ..patient()
+    let mut nodes = star(4, || {
+        patient().with_blacklist_time(Duration::from_secs(999))
     })
     .await;
     for node in &nodes {
@@ -189,7 +175,7 @@ async fn blacklist_after_two_peers_shut_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_gets_of_a_key_share_one_search() {
-    use servicer_dht::protocol::{FindRequest, FindResponse};
+    use servicer_dht::messages::{FindRequest, FindResponse};
     use servicer_runtime::{Handler, Native, P2P, P2PConfig, RpcContext};
     use std::sync::{Arc, Mutex};
 
@@ -212,18 +198,19 @@ async fn concurrent_gets_of_a_key_share_one_search() {
         None,
     )
     .unwrap();
-    let node = DhtNode::create(DhtConfig {
-        wait_timeout: Duration::from_secs(10),
-        ..patient()
-    })
-    .await
-    .unwrap();
+    let node = DhtNode::create(patient().with_wait_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap();
     node.p2p()
         .add_addresses([(slow.peer_id(), slow.visible_maddrs())])
         .await
         .unwrap();
-    node.protocol()
-        .update_routing_table(Some(DhtId::random()), slow.peer_id(), true);
+    servicer_dht::testing::update_routing_table(
+        node.protocol(),
+        Some(DhtId::random()),
+        slow.peer_id(),
+        true,
+    );
 
     let (k1, k2, k3) = (
         DhtId::generate("k1"),
@@ -276,16 +263,17 @@ async fn concurrent_gets_of_a_key_share_one_search() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caching_and_cache_refresh() {
-    let config = || DhtConfig {
-        cache_refresh_before_expiry: Some(Duration::from_secs(3)),
-        reuse_get_requests: false,
-        ..patient()
+    let config = || {
+        patient()
+            .with_cache_refresh_before_expiry(Some(Duration::from_secs(3)))
+            .with_reuse_get_requests(false)
     };
     let node2 = DhtNode::create(config()).await.unwrap();
-    let node1 = DhtNode::create(DhtConfig {
-        client_mode: true,
-        ..config().with_initial_peers(node2.p2p().visible_maddrs())
-    })
+    let node1 = DhtNode::create(
+        config()
+            .with_initial_peers(node2.p2p().visible_maddrs())
+            .with_client_mode(true),
+    )
     .await
     .unwrap();
     let now = get_dht_time();
@@ -299,7 +287,7 @@ async fn caching_and_cache_refresh() {
 
     // Found remotely: cached, but nothing to refresh yet.
     node1.get_many_by_id(&ids, None).await;
-    assert_eq!(node1.protocol().state().cache.len(), 3);
+    assert_eq!(node1.stats().cached_keys, 3);
     assert_eq!(node1.cache_refresh_queue_len(), 0);
     // Served from the cache: those keys are queued for a refresh before they expire.
     node1.get_many_by_id(&ids, None).await;
@@ -317,9 +305,7 @@ async fn caching_and_cache_refresh() {
     loop {
         let cached = node1
             .protocol()
-            .state()
-            .cache
-            .get(&fresh)
+            .cached_value(&fresh)
             .map(|v| v.expiration_time);
         if cached == Some(later) {
             break;
@@ -341,10 +327,11 @@ async fn cache_on_store_refreshes_a_cached_dictionary() {
     let server = DhtNode::create(patient()).await.unwrap();
     let peers = server.p2p().visible_maddrs();
     let client = |_| {
-        DhtNode::create(DhtConfig {
-            client_mode: true,
-            ..patient().with_initial_peers(peers.clone())
-        })
+        DhtNode::create(
+            patient()
+                .with_initial_peers(peers.clone())
+                .with_client_mode(true),
+        )
     };
     let (me, other) = (client(0).await.unwrap(), client(1).await.unwrap());
     let now = get_dht_time();
@@ -353,7 +340,7 @@ async fn cache_on_store_refreshes_a_cached_dictionary() {
     // Found on the server: cached here.
     me.get::<i32>("d", true).await.unwrap().unwrap();
     let id = DhtId::generate("d");
-    let cached_subkeys = |node: &DhtNode| match node.protocol().state().cache.get(&id) {
+    let cached_subkeys = |node: &DhtNode| match node.protocol().cached_value(&id) {
         Some(v) => match &v.value {
             StoredValue::Dictionary(d) => {
                 let mut d = d.clone();
@@ -390,7 +377,7 @@ async fn cache_on_store_refreshes_a_cached_dictionary() {
 async fn routing_table_refresh_runs_periodically() {
     // hivemind's refresh task dies on its first run (quirk Q6); ours keeps looking up stale
     // buckets. A spy peer in the table counts the lookups it receives.
-    use servicer_dht::protocol::{FindRequest, FindResponse, FindResult, FoundValue, NodeInfo};
+    use servicer_dht::messages::{FindRequest, FindResponse, FindResult, FoundValue, NodeInfo};
     use servicer_runtime::{Handler, Native, P2P, P2PConfig, RpcContext};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -408,7 +395,7 @@ async fn routing_table_refresh_runs_periodically() {
                     Ok::<_, String>(FindResponse {
                         peer: NodeInfo {
                             node_id: Some(spy_id),
-                            addrs: servicer_dht::AddrList::default(),
+                            addrs: servicer_dht::messages::AddrList::default(),
                         },
                         results: request
                             .keys
@@ -425,18 +412,14 @@ async fn routing_table_refresh_runs_periodically() {
         None,
     )
     .unwrap();
-    let node = DhtNode::create(DhtConfig {
-        refresh_timeout: Some(Duration::from_millis(200)),
-        ..patient()
-    })
-    .await
-    .unwrap();
+    let node = DhtNode::create(patient().with_refresh_timeout(Some(Duration::from_millis(200))))
+        .await
+        .unwrap();
     node.p2p()
         .add_addresses([(spy.peer_id(), spy.visible_maddrs())])
         .await
         .unwrap();
-    node.protocol()
-        .update_routing_table(Some(spy_id), spy.peer_id(), true);
+    servicer_dht::testing::update_routing_table(node.protocol(), Some(spy_id), spy.peer_id(), true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while finds.load(Ordering::SeqCst) < 3 {
         assert!(

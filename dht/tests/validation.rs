@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use servicer_dht::protocol::{StoreItem, StoreValue};
+use servicer_dht::messages::{StoreItem, StoreValue};
 use servicer_dht::{
     Dht, DhtConfig, DhtId, DhtNode, DhtRecord, DhtValue, RecordValidator, Validators, encode_value,
     get_dht_time,
@@ -12,10 +12,7 @@ use servicer_dht::{
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
-    DhtConfig {
-        wait_timeout: std::time::Duration::from_secs(30),
-        ..DhtConfig::default()
-    }
+    DhtConfig::default().with_wait_timeout(std::time::Duration::from_secs(30))
 }
 
 /// Appends a marker when signing and requires it when validating.
@@ -43,10 +40,7 @@ impl RecordValidator for Marker {
 }
 
 fn with_marker() -> DhtConfig {
-    DhtConfig {
-        record_validators: Validators(vec![Arc::new(Marker)]),
-        ..patient()
-    }
+    patient().with_record_validators(Validators(vec![Arc::new(Marker)]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,10 +53,7 @@ async fn values_are_signed_checked_and_stripped() {
     assert!(client.store("k", &7u32, exp, None).await.unwrap());
     let stored = server
         .protocol()
-        .state()
-        .storage
-        .get(&DhtId::generate("k"))
-        .cloned()
+        .stored_value(&DhtId::generate("k"))
         .unwrap();
     let servicer_dht::StoredValue::Regular(raw) = stored.value else {
         panic!("not regular")
@@ -89,9 +80,7 @@ async fn values_are_signed_checked_and_stripped() {
     assert!(
         server
             .protocol()
-            .state()
-            .storage
-            .get(&DhtId::generate("forged"))
+            .stored_value(&DhtId::generate("forged"))
             .is_none()
     );
     client.shutdown().await;

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use servicer_dht::protocol::{FindRequest, PingRequest, StoreRequest};
+use servicer_dht::messages::{FindRequest, PingRequest, StoreRequest};
 use servicer_dht::{DhtId, DhtProtocol, Limits, ProtocolConfig};
 use libfuzzer_sys::fuzz_target;
 use servicer_runtime::native::codec;
@@ -34,10 +34,7 @@ static NODE: LazyLock<Node> = LazyLock::new(|| {
     let protocol = runtime.block_on(async {
         let config = P2PConfig::default().with_listen_addrs(["/memory/0".parse().expect("addr")]);
         let p2p = P2P::create(config).await.expect("node");
-        let config = ProtocolConfig {
-            limits: limits(),
-            ..ProtocolConfig::default()
-        };
+        let config = ProtocolConfig::default().with_limits(limits());
         DhtProtocol::create(&p2p, DhtId::random(), config).expect("protocol")
     });
     let writers = (0..4).map(|_| PeerId::random()).collect();

@@ -2,7 +2,7 @@
 //! again.
 #![no_main]
 
-use servicer_dht::protocol::{
+use servicer_dht::messages::{
     FindRequest, FindResponse, PingRequest, PingResponse, StoreRequest, StoreResponse,
 };
 use libfuzzer_sys::fuzz_target;

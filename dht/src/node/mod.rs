@@ -1,0 +1,290 @@
+//! [`DhtNode`]: hivemind's `DHTNode`, the async API of the DHT. This module holds the node's
+//! life (create, bootstrap, background refreshes, shutdown); each subsystem has its own module.
+
+mod cache;
+mod config;
+mod get;
+mod search;
+mod store;
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use servicer_runtime::{P2P, PeerId, multiaddr_peer_id};
+use tokio::task::JoinHandle;
+
+use crate::FastMap;
+use crate::blacklist::Blacklist;
+use crate::error::DhtError;
+use crate::id::DhtId;
+use crate::protocol::DhtProtocol;
+use crate::stats::DhtStats;
+use crate::time::{DhtTime, get_dht_time};
+use crate::validation::RecordValidator;
+
+pub use config::{DhtConfig, Validators};
+pub use get::DhtValue;
+pub use store::StoreRequestItem;
+
+use get::PendingGet;
+
+/// A node's parts: the P2P node and protocol it runs on, then each subsystem's own state.
+struct NodeInner {
+    p2p: P2P,
+    protocol: DhtProtocol,
+    config: DhtConfig,
+    /// Background tasks (cache and routing-table refreshes), aborted on shutdown.
+    background: Mutex<Vec<JoinHandle<()>>>,
+    /// Searches run and their hops, for [`DhtNode::lookup_stats`].
+    searches: AtomicU64,
+    search_hops: AtomicU64,
+    /// Peers banned from searches for failing a find.
+    blacklist: Mutex<Blacklist>,
+    /// Gets in flight by key, which later gets of the key may join.
+    pending_gets: Mutex<FastMap<DhtId, Vec<PendingGet>>>,
+    next_get_id: AtomicU64,
+    /// Cached keys to refresh, and when.
+    refresh_queue: Mutex<FastMap<DhtId, DhtTime>>,
+    refresh_wakeup: tokio::sync::Notify,
+}
+
+/// A DHT node: the async API (hivemind's `DHTNode`). Cheap to clone.
+#[derive(Clone)]
+pub struct DhtNode {
+    inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for DhtNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DhtNode")
+            .field("node_id", &self.node_id())
+            .field("peer_id", &self.inner.p2p.peer_id())
+            .finish()
+    }
+}
+
+impl DhtNode {
+    /// Starts a node: creates its P2P node, serves the DHT (unless in client mode), pings the
+    /// initial peers and looks up its own neighbourhood.
+    pub async fn create(config: DhtConfig) -> Result<DhtNode, DhtError> {
+        let p2p_config = config
+            .p2p
+            .clone()
+            .with_initial_peers(config.initial_peers.clone());
+        let p2p = P2P::create(p2p_config).await?;
+        match Self::with_p2p(p2p.clone(), config).await {
+            Ok(node) => Ok(node),
+            Err(err) => {
+                p2p.shutdown().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn with_p2p(p2p: P2P, config: DhtConfig) -> Result<DhtNode, DhtError> {
+        let node_id = config.node_id.unwrap_or_else(DhtId::random);
+        let protocol = DhtProtocol::create(&p2p, node_id, config.protocol.clone())?;
+        protocol
+            .validator()
+            .extend(config.record_validators.0.iter().cloned());
+        let node = DhtNode {
+            inner: Arc::new(NodeInner {
+                searches: AtomicU64::new(0),
+                search_hops: AtomicU64::new(0),
+                refresh_queue: Mutex::default(),
+                refresh_wakeup: tokio::sync::Notify::new(),
+                pending_gets: Mutex::default(),
+                next_get_id: AtomicU64::new(0),
+                p2p,
+                protocol,
+                blacklist: Mutex::new(Blacklist::new(config.blacklist_time, config.backoff_rate)),
+                background: Mutex::new(Vec::new()),
+                config,
+            }),
+        };
+        node.bootstrap().await?;
+        if let Some(before) = node.inner.config.cache_refresh_before_expiry {
+            let weak = Arc::downgrade(&node.inner);
+            let task = tokio::spawn(async move {
+                while let Some(inner) = weak.upgrade() {
+                    if !(DhtNode { inner }).refresh_due_cache_entries(before).await {
+                        return;
+                    }
+                }
+            });
+            node.lock_background().push(task);
+        }
+        if let Some(period) = node.inner.config.refresh_timeout {
+            let weak = Arc::downgrade(&node.inner);
+            let task = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    DhtNode { inner }.refresh_routing_table(period).await;
+                }
+            });
+            node.lock_background().push(task);
+        }
+        Ok(node)
+    }
+
+    async fn bootstrap(&self) -> Result<(), DhtError> {
+        let config = &self.inner.config;
+        let peers: Vec<PeerId> = config
+            .initial_peers
+            .iter()
+            .filter_map(multiaddr_peer_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if peers.is_empty() {
+            return Ok(());
+        }
+        let timeout = config
+            .bootstrap_timeout
+            .unwrap_or(config.protocol.wait_timeout);
+        let started = tokio::time::Instant::now();
+        let validate = config.ensure_bootstrap_success;
+        let mut pings: FuturesUnordered<_> = peers
+            .iter()
+            .map(|peer| {
+                self.inner
+                    .protocol
+                    .call_ping(*peer, validate, config.strict)
+            })
+            .collect();
+        let mut answered = 0;
+        let mut first_error = None;
+        // Wait for the first answer, then for the others until the bootstrap timeout.
+        while let Some(result) = if answered == 0 {
+            pings.next().await
+        } else {
+            tokio::time::timeout_at(started + timeout, pings.next())
+                .await
+                .ok()
+                .flatten()
+        } {
+            match result {
+                Ok(Some(_)) => answered += 1,
+                Ok(None) => {}
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        drop(pings);
+        if let Some(err) = first_error.filter(|_| config.strict) {
+            return Err(err);
+        }
+        if answered == 0 {
+            let message = "DhtNode bootstrap failed: none of the initial peers responded to a ping \
+                           (set ensure_bootstrap_success = false to ignore)";
+            if config.ensure_bootstrap_success {
+                return Err(DhtError::Bootstrap(message.into()));
+            }
+            tracing::warn!("{message}");
+        }
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let own = self.node_id();
+        let _ = tokio::time::timeout(remaining.max(config.protocol.wait_timeout), async {
+            self.find_nearest_nodes(&[own], None, false).await
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Looks up buckets nobody updated for `period`, with a random id in each.
+    async fn refresh_routing_table(&self, period: Duration) {
+        let stale: Vec<DhtId> = {
+            let state = self.inner.protocol.state();
+            let now = get_dht_time();
+            state
+                .routing_table
+                .buckets()
+                .iter()
+                .filter(|b| b.last_updated() < now - period.as_secs_f64())
+                .map(|b| random_in_bucket(b.lower(), b.depth()))
+                .collect()
+        };
+        // hivemind passes a bare id here and the task dies (quirk Q6): look each one up.
+        for id in stale {
+            self.find_nearest_nodes(&[id], None, false).await;
+        }
+    }
+
+    /// This node's DHT id.
+    pub fn node_id(&self) -> DhtId {
+        self.inner.protocol.node_id()
+    }
+
+    /// The P2P node underneath.
+    pub fn p2p(&self) -> &P2P {
+        &self.inner.p2p
+    }
+
+    /// The RPC layer, with the routing table, storage and cache.
+    pub fn protocol(&self) -> &DhtProtocol {
+        &self.inner.protocol
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DhtConfig {
+        &self.inner.config
+    }
+
+    fn lock_background(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.inner
+            .background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds record validators to the running node.
+    pub fn add_validators(&self, validators: impl IntoIterator<Item = Arc<dyn RecordValidator>>) {
+        self.inner.protocol.validator().extend(validators);
+    }
+
+    /// A snapshot of what this node holds and has done: the protocol's
+    /// [`stats`](DhtProtocol::stats) with this node's searches.
+    pub fn stats(&self) -> DhtStats {
+        DhtStats {
+            lookups: self.lookup_stats(),
+            ..self.inner.protocol.stats()
+        }
+    }
+
+    /// Waits until the earliest queued refresh of a cached value is due (or the queue changes),
+    /// then refreshes up to `chunk_size` due keys in one get. Returns false once the node is
+    /// shutting down.
+    async fn refresh_due_cache_entries(&self, before: Duration) -> bool {
+        if let Some((keys, sufficient)) = self.due_cache_refreshes(before).await {
+            self.get_values(&keys, Some(sufficient), true).await;
+        }
+        !self.inner.p2p.is_shut_down()
+    }
+
+    /// Stops background work, the handlers and the P2P node.
+    pub async fn shutdown(&self) {
+        for task in self.lock_background().drain(..) {
+            task.abort();
+        }
+        let _ = self.inner.protocol.shutdown();
+        self.inner.p2p.shutdown().await;
+    }
+}
+
+/// A uniformly random id in the bucket `[lower, lower + 2^(160 - depth))`.
+fn random_in_bucket(lower: DhtId, depth: u32) -> DhtId {
+    let random = DhtId::random();
+    let mut id = lower;
+    for bit in depth..160 {
+        id = id.with_bit(bit, random.bit(bit));
+    }
+    id
+}
