@@ -2,7 +2,7 @@
 //! is built.
 
 use crate::WireMode;
-use crate::wire::{Hivemind, Native, Wire, WireImpl};
+use crate::wire::{Hivemind, Native, Wire, WireId};
 
 /// What a node's wire mode decides.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ use std::time::Instant;
 use libp2p::PeerId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::wire::{Admission, Route, WireImpl};
+use crate::wire::{Admission, Route, WireId};
 use crate::{FastMap, Interceptor, RpcContext, RpcError};
 
 /// Concurrent inbound calls, per peer and in total.
@@ -29,7 +29,7 @@ impl InboundLimits {
     }
 
     /// Admits a call routed to a handler: a slot, then the interceptor.
-    pub(crate) fn admit<W: WireImpl>(&self, route: &Route<W>) -> Result<Admitted, RpcError> {
+    pub(crate) fn admit<W: WireId>(&self, route: &Route<W>) -> Result<Admitted, RpcError> {
         let permits = self
             .try_acquire(route.ctx.remote_peer())
             .ok_or_else(|| RpcError::Busy {

@@ -10,7 +10,7 @@ use libp2p::{PeerId, StreamProtocol};
 use super::Handler;
 use super::admission::{Admitted, InboundLimits};
 use super::registry::Registry;
-use crate::wire::{Dispatch, Hivemind, Native, Route, ServeSettings, Wire, WireImpl};
+use crate::wire::{Dispatch, Hivemind, Native, Route, ServeSettings, Wire, WireId, WireImpl};
 use crate::{Interceptor, RpcContext, RpcError, RpcKind};
 
 /// What serves a node's inbound calls.
@@ -107,7 +107,7 @@ impl Server {
 impl Dispatch for Server {
     type Admission = Admitted;
 
-    fn route<W: WireImpl>(
+    fn route<W: WireId>(
         &self,
         name: &str,
         kind: Option<RpcKind>,
@@ -141,7 +141,7 @@ impl Dispatch for Server {
         })
     }
 
-    fn admit<W: WireImpl>(&self, route: &Route<W>) -> Result<Admitted, RpcError> {
+    fn admit<W: WireId>(&self, route: &Route<W>) -> Result<Admitted, RpcError> {
         self.limits.admit(route)
     }
 

@@ -9,14 +9,14 @@ use libp2p::StreamProtocol;
 use super::Handler;
 #[cfg(test)]
 use crate::wire::Native;
-use crate::wire::{Wire, WireImpl};
+use crate::wire::{Wire, WireId};
 use crate::{FastMap, Interceptor, RpcError, RpcKind};
 
 /// A registered handler with what it was registered with.
 pub(crate) struct Entry {
     pub name: Arc<str>,
     pub kind: RpcKind,
-    /// The wire it serves on ([`crate::wire::WireImpl::NAME`]).
+    /// The wire it serves on ([`crate::wire::WireId::NAME`]).
     pub wire: &'static str,
     /// Its `W::Serve`, for the wire `W` it was made for.
     serve: Box<dyn Any + Send + Sync>,
@@ -27,7 +27,7 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// The erased handler, if the entry serves on wire `W`.
-    pub(crate) fn serve<W: WireImpl>(&self) -> Option<&W::Serve> {
+    pub(crate) fn serve<W: WireId>(&self) -> Option<&W::Serve> {
         self.serve.downcast_ref()
     }
 }

@@ -15,9 +15,13 @@ use libp2p::swarm::{
     ConnectionHandler, ConnectionHandlerEvent, ConnectionId, StreamUpgradeError, SubstreamProtocol,
 };
 use libp2p::{PeerId, StreamProtocol};
+use tokio::sync::oneshot;
 
-use super::{Inbound, StreamReply};
+use super::Inbound;
 use crate::RpcError;
+
+/// Where an opened outbound stream (or the reason it failed) is sent.
+pub(crate) type StreamReply = oneshot::Sender<Result<(libp2p::Stream, ConnectionId), RpcError>>;
 
 /// Asks a connection to open an outbound stream of `protocol`.
 #[derive(Debug)]

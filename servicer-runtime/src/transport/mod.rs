@@ -11,7 +11,8 @@ mod routing;
 mod rpc;
 mod swarm;
 
+pub(crate) use connection::StreamReply;
 pub(crate) use inbound::Inbound;
 pub(crate) use routing::PeerRouting;
-pub(crate) use rpc::{RpcBehaviour, RpcEvent, StreamReply};
+pub(crate) use rpc::{RpcBehaviour, RpcEvent};
 pub(crate) use swarm::{Behaviour, BehaviourEvent, TransportConfig, build, listen};

@@ -5,12 +5,12 @@
 //!
 //! rust-libp2p 0.57 refuses such names in its multistream-select (0.14): `Protocol::try_from`
 //! requires a `/`, so its dialer fails before sending anything, its listener drops them from the
-//! names it supports, and a received line without `/` is not even read as a protocol (reference
-//! hivemind-wire.md §3). Every substream a `ConnectionHandler` sees has already been through that
-//! negotiation (libp2p-swarm's `connection.rs` wraps each muxer substream in a `StreamUpgrade`
-//! before the handler gets it), so no behaviour can opt out. Patching `multistream-select` works,
-//! but `[patch]` only applies in the top-level workspace: a library cannot impose it on its users,
-//! and we do not vendor crates.
+//! names it supports, and a received line without `/` is not even read as a protocol (its
+//! `protocol.rs`, `dialer_select.rs` and `listener_select.rs`; docs/hivemind-compat.md#w2). Every
+//! substream a `ConnectionHandler` sees has already been through that negotiation (libp2p-swarm's
+//! `connection.rs` wraps each muxer substream in a `StreamUpgrade` before the handler gets it), so
+//! no behaviour can opt out. Patching `multistream-select` works, but `[patch]` only applies in the
+//! top-level workspace: a library cannot impose it on its users, and we do not vendor crates.
 //!
 //! The one place where a library sees a substream *before* rust's negotiation is the stream
 //! muxer: a transport yields `(PeerId, impl StreamMuxer)`, `Transport::map` can wrap that muxer,

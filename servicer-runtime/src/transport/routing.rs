@@ -2,12 +2,12 @@
 //! it runs one ([`WireMode::Hivemind`](crate::WireMode::Hivemind) does), finds peers known only
 //! by id.
 //!
-//! hivemind's DHT replies (`FindResult`) carry peer ids, never addresses, and hivemind's Go
-//! daemons resolve an unknown id with a kad `FindPeer` through their routed host
-//! (docs/hivemind-compat.md). So the node runs kad as a server (Go daemons can find it and learn
-//! its addresses from it), and when a call names a peer whose address nobody here knows, it looks
-//! the peer up with a kad closest-peers query (what kad's `FindPeer` is) before giving up. Records
-//! are not used: kad serves only peer routing here.
+//! hivemind's DHT replies (`FindResult`) carry peer ids, never addresses, and hivemind's Go daemons
+//! resolve an unknown id with a kad `FindPeer` through their routed host
+//! (docs/hivemind-compat.md#w15). So the node runs kad as a server (Go daemons can find it and
+//! learn its addresses from it), and when a call names a peer whose address nobody here knows, it
+//! looks the peer up with a kad closest-peers query (what kad's `FindPeer` is) before giving up.
+//! Records are not used: kad serves only peer routing here.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -21,17 +21,13 @@ use libp2p::swarm::{
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{PeerId, StreamProtocol};
-use tokio::sync::oneshot;
 
 use super::Inbound;
-use super::connection::{OpenStream, RpcHandler};
+use super::connection::{OpenStream, RpcHandler, StreamReply};
 use crate::RpcError;
 
 /// At most this many addresses are remembered per peer.
 const MAX_ADDRS_PER_PEER: usize = 8;
-
-/// Where an opened outbound stream (or the reason it failed) is sent.
-pub(crate) type StreamReply = oneshot::Sender<Result<(libp2p::Stream, ConnectionId), RpcError>>;
 
 /// What [`RpcBehaviour`] asks of the swarm task.
 #[derive(Debug)]

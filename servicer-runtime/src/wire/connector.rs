@@ -8,8 +8,8 @@ use libp2p::swarm::ConnectionId;
 use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::CallSettings;
 use super::native::Pool;
+use super::settings::CallSettings;
 use crate::RpcError;
 
 /// What a wire's client half needs from the node to call one peer.

@@ -2,12 +2,21 @@
 //! call: which handler, and whether the call may run.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use libp2p::PeerId;
 
-use super::{CallSettings, WireImpl};
+use super::ServeSettings;
 use crate::{Interceptor, RpcContext, RpcError, RpcKind};
+
+/// What tells a wire's handlers apart from another wire's: its name and the type its handlers are
+/// erased into.
+pub trait WireId: Sized + 'static {
+    /// The wire's name, as [`WireMode`](crate::WireMode) spells it.
+    const NAME: &'static str;
+
+    /// A handler of this wire with its types erased.
+    type Serve: Clone + Send + Sync + 'static;
+}
 
 /// Finds handlers and admits calls (implemented by the serving layer).
 pub trait Dispatch: Send + Sync + 'static {
@@ -16,7 +25,7 @@ pub trait Dispatch: Send + Sync + 'static {
 
     /// The handler registered as `name` for wire `W`, checked against the kind the caller
     /// expects when the wire carries it; the error to answer with otherwise.
-    fn route<W: WireImpl>(
+    fn route<W: WireId>(
         &self,
         name: &str,
         kind: Option<RpcKind>,
@@ -25,7 +34,7 @@ pub trait Dispatch: Send + Sync + 'static {
 
     /// Admits a routed call (concurrency limits, then the interceptor), or refuses it with
     /// [`RpcError::Busy`] or [`RpcError::Refused`].
-    fn admit<W: WireImpl>(&self, route: &Route<W>) -> Result<Self::Admission, RpcError>;
+    fn admit<W: WireId>(&self, route: &Route<W>) -> Result<Self::Admission, RpcError>;
 
     /// The limits of inbound calls.
     fn settings(&self) -> ServeSettings;
@@ -38,7 +47,7 @@ pub trait Admission: Send + 'static {
 }
 
 /// A handler found for an inbound call.
-pub struct Route<W: WireImpl> {
+pub struct Route<W: WireId> {
     /// The handler, erased.
     pub serve: W::Serve,
     /// Its kind.
@@ -47,13 +56,4 @@ pub struct Route<W: WireImpl> {
     pub ctx: RpcContext,
     /// The interceptor it was registered with.
     pub interceptor: Option<Arc<dyn Interceptor>>,
-}
-
-/// The limits of inbound calls.
-#[derive(Debug, Clone, Copy)]
-pub struct ServeSettings {
-    /// Per call.
-    pub call: CallSettings,
-    /// How long a stream may wait for its next call.
-    pub wait_for_call: Duration,
 }

@@ -10,19 +10,25 @@
 mod abort;
 mod connector;
 mod dispatch;
+mod encode;
+mod gone;
 pub(crate) mod hivemind;
 mod message;
 pub(crate) mod native;
 mod seam;
+mod settings;
 
 pub(crate) use abort::AbortOnDrop;
 pub(crate) use connector::{Call, Connector};
-pub(crate) use dispatch::{Admission, Dispatch, Route, ServeSettings};
+pub(crate) use dispatch::{Admission, Dispatch, Route, WireId};
+pub(crate) use encode::Encode;
+pub(crate) use gone::caller_gone;
 pub use hivemind::Hivemind;
 pub use message::Message;
 pub use native::Native;
 pub(crate) use native::{PROTOCOL, Pool};
-pub(crate) use seam::{CallSettings, Encode, WireImpl, caller_gone};
+pub(crate) use seam::WireImpl;
+pub(crate) use settings::{CallSettings, ServeSettings};
 
 /// How many decoded requests a stream-input handler may have waiting for it.
 pub(crate) const REQUEST_PREFETCH: usize = 8;

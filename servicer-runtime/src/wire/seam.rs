@@ -4,47 +4,16 @@
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::BytesMut;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use libp2p::{PeerId, StreamProtocol};
 
-use super::{Call, Connector, Dispatch};
+use super::{Call, Connector, Dispatch, Encode, WireId};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
-/// Limits that apply to one call, on either side.
-#[derive(Debug, Clone, Copy)]
-pub struct CallSettings {
-    /// The largest message sent or accepted.
-    pub max_message_size: usize,
-    /// How long a stream may go without a message.
-    pub idle: Duration,
-}
-
-/// How a message type travels on wire `W`. Implemented once per wire for a whole family of types
-/// (serde types on the native wire, prost types on hivemind's).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot travel on the {W} wire",
-    note = "native messages implement serde's `Serialize + DeserializeOwned`; hivemind's implement `prost::Message + Default`"
-)]
-pub trait Encode<W>: Sized {
-    /// Appends the encoding of `self` to `dst`; returns how many bytes it took.
-    fn encode(&self, dst: &mut BytesMut) -> Result<usize, RpcError>;
-
-    /// Decodes one message that fills `bytes` exactly; `bytes` is at most `limit` long.
-    fn decode(bytes: &[u8], limit: usize) -> Result<Self, RpcError>;
-}
-
-/// A wire's machinery. Handlers are erased into [`WireImpl::Serve`] values, which the wire's own
+/// A wire's machinery. Handlers are erased into [`WireId::Serve`] values, which the wire's own
 /// server half runs; the client half runs calls for stubs.
-pub trait WireImpl: Sized + 'static {
-    /// The wire's name, as [`WireMode`](crate::WireMode) spells it.
-    const NAME: &'static str;
-
-    /// A handler of this wire with its types erased.
-    type Serve: Clone + Send + Sync + 'static;
-
+pub trait WireImpl: WireId {
     /// Erases a unary-unary handler.
     fn serve_unary<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
@@ -137,11 +106,4 @@ pub trait WireImpl: Sized + 'static {
         Req: Encode<Self> + Send + 'static,
         Resp: Encode<Self> + Send + 'static,
         S: Stream<Item = Req> + Send + 'static;
-}
-
-/// Resolves when the caller went away or broke protocol while a call whose requests are all in
-/// runs: the caller sends nothing more, so anything at all (a frame, bytes, the end of the
-/// stream or an error) means the call is over.
-pub async fn caller_gone<S: Stream + Unpin>(incoming: &mut S) {
-    let _ = incoming.next().await;
 }

@@ -40,7 +40,7 @@ use libp2p::{PeerId, StreamProtocol};
 
 pub use error::HivemindWireError;
 
-use super::{Call, Connector, Dispatch, Encode, WireImpl};
+use super::{Call, Connector, Dispatch, Encode, WireId, WireImpl};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// hivemind 1.1.12's wire: each handler is a libp2p protocol named `Class.rpc_x` (no leading
@@ -95,11 +95,13 @@ impl<T: prost::Message + Default> Encode<Hivemind> for T {
     }
 }
 
-impl WireImpl for Hivemind {
+impl WireId for Hivemind {
     const NAME: &'static str = "hivemind";
 
     type Serve = server::Serve;
+}
 
+impl WireImpl for Hivemind {
     fn serve_unary<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
         Req: Encode<Self> + Send + 'static,

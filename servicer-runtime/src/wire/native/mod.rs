@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 pub use pool::Pool;
 use server::ServeFn;
 
-use super::{Call, Connector, Dispatch, Encode, WireImpl};
+use super::{Call, Connector, Dispatch, Encode, WireId, WireImpl};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// The one protocol of the native wire; the handler's name travels in each call's header.
@@ -44,11 +44,13 @@ impl<T: Serialize + DeserializeOwned> Encode<Native> for T {
     }
 }
 
-impl WireImpl for Native {
+impl WireId for Native {
     const NAME: &'static str = "native";
 
     type Serve = Arc<ServeFn>;
+}
 
+impl WireImpl for Native {
     fn serve_unary<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
         Req: Encode<Self> + Send + 'static,
