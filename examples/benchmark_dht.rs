@@ -4,8 +4,8 @@
 //! `cargo run --release --example benchmark_dht [-- --num-peers 16 --transport memory]`
 //!
 //! Same parameters, defaults and printed figures as hivemind's script (the node survival rate is
-//! computed from the peers actually alive, unlike hivemind's). The peers are nodes in one process
-//! (hivemind runs one process per peer).
+//! computed from the peers actually alive, unlike hivemind's: docs/hivemind-compat.md#q10). The
+//! peers are nodes in one process (hivemind runs one process per peer).
 //!
 //! `--scenario pair` measures single operations instead: two nodes started, then values stored
 //! through one and got (latest) through the other, one call at a time, with their p50 and p99.
@@ -42,7 +42,7 @@ use stats::{median, percentile};
 
 // Every DHT request allocates a few dozen small buffers, and tokio's two worker threads free many
 // of them on the thread that did not allocate them: glibc's malloc then takes its arena locks, and
-// this benchmark ran 1.5-1.8x longer on it than on mimalloc (libp2p-kad: 1.08x). Both systems run
+// this benchmark runs 1.5-1.8x longer on it than on mimalloc (libp2p-kad: 1.08x). Both systems run
 // on the same allocator here; BENCHMARKS.md has the figures with each.
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]

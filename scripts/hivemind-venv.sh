@@ -1,7 +1,7 @@
 # Sourced by the hivemind scripts: sets VENV to a venv with hivemind 1.1.12, making it on first use.
 # Env: HIVEMIND_VENV        venv to use or create (default: .venv-hivemind in the repo)
 #      HIVEMIND_CONSTRAINTS pip constraints for the install (default: scripts/hivemind-constraints.txt,
-#                           the versions hivemind 1.1.12 was last installed and tested with)
+#                           the versions this project runs hivemind 1.1.12 with)
 # Creating the venv runs `pip install hivemind==1.1.12`, which pulls torch (about 5.6 GB,
 # a few minutes).
 VENV="${HIVEMIND_VENV:-$PWD/.venv-hivemind}"

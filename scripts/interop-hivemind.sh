@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Live interop with a real hivemind 1.1.12 on loopback (issue 8):
+# Live interop with a real hivemind 1.1.12 on loopback (see docs/hivemind-compat.md):
 #   - a Rust stub (examples/hivemind_interop.rs, WireMode::Hivemind) calls a Python hivemind
 #     servicer: unary, a handler error, an unknown handler, unary-stream, stream-stream;
 #   - a Python hivemind stub calls the Rust servicer: the same, plus an unknown handler;

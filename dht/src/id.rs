@@ -67,7 +67,8 @@ impl DhtId {
         DhtId(digest.into())
     }
 
-    /// A uniformly random id (hivemind hashes a 255-byte buffer, quirk Q1; any uniform id will do).
+    /// A uniformly random id (hivemind hashes a 255-byte buffer, docs/hivemind-compat.md#q1; any
+    /// uniform id will do).
     pub fn random() -> DhtId {
         let mut bytes = [0u8; ID_BYTES];
         rand::thread_rng().fill_bytes(&mut bytes);
@@ -191,7 +192,7 @@ pub enum Key {
     Bytes(Vec<u8>),
     /// An integer, in msgpack's smallest encoding.
     Int(i128),
-    /// A boolean (distinct from 0 and 1, unlike in Python).
+    /// A boolean (distinct from 0 and 1, unlike in Python: docs/hivemind-compat.md#q12).
     Bool(bool),
     /// Python's `None`.
     Nil,
@@ -368,7 +369,8 @@ mod tests {
             "d74092a57475706c6501",
             "47d7eaff2f52d870635915c3cdd2c6fc15fc014d",
         );
-        // From the behaviours reference.
+        // More keys, with the msgpack bytes and ids that hivemind 1.1.12's `DHTID.generate` gives
+        // them (docs/hivemind-compat.md#w10).
         check(
             "key",
             "a36b6579",

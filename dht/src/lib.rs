@@ -66,7 +66,7 @@ pub use value::{decode_value, encode_value};
 
 /// A hash map of internal state. Its keys (peer ids, DHT ids) are often chosen by remote peers, so
 /// the hasher is seeded per map; foldhash is several times faster than std's SipHash on the
-/// 64-byte digest a `PeerId` hashes, which showed in profiles of the DHT benchmark.
+/// 64-byte digest a `PeerId` hashes, and these maps are on the DHT's hot paths.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A hash set of internal state; see [`FastMap`].

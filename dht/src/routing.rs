@@ -82,7 +82,8 @@ impl KBucket {
         }
         self.replacements.retain(|(n, _)| *n != id);
         self.replacements.push((id, peer));
-        // hivemind keeps replacements without bound; one bucket's worth is plenty.
+        // hivemind keeps replacements without bound (docs/hivemind-compat.md#q16); one bucket's
+        // worth is plenty.
         let evicted = (self.replacements.len() > self.size).then(|| self.replacements.remove(0));
         (false, evicted)
     }
@@ -120,7 +121,8 @@ impl KBucket {
             self.depth + 1,
             self.size,
         );
-        // By the id's next bit, so an id equal to the midpoint goes right (hivemind quirk Q2).
+        // By the id's next bit, so an id equal to the midpoint goes right
+        // (docs/hivemind-compat.md#q2).
         for (id, peer) in self.nodes.into_iter().chain(self.replacements) {
             let half = if id.bit(self.depth) {
                 &mut right
@@ -393,8 +395,9 @@ mod tests {
                 table.len()
             );
             assert_eq!(table.len(), added);
-            // hivemind keeps every replacement (active + replacements == size); we keep at most a
-            // bucket's worth per bucket, so the rest were dropped.
+            // hivemind keeps every replacement (active + replacements == size,
+            // docs/hivemind-compat.md#q16); we keep at most a bucket's worth per bucket, so the
+            // rest are dropped.
             assert!(table.len() + table.replacement_count() <= size);
             for bucket in table.buckets() {
                 assert!(bucket.replacements().len() <= 20);

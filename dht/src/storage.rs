@@ -68,7 +68,8 @@ impl<K: Clone + Eq + Hash, V> TimedStorage<K, V> {
         if let Some(existing) = self.data.get(&key)
             && existing.expiration_time >= expiration_time
         {
-            // hivemind quirk Q3: a rejected store must not touch the newer value's heap entry.
+            // A rejected store must not touch the newer value's heap entry
+            // (docs/hivemind-compat.md#q3).
             return false;
         }
         self.set(key, value, expiration_time);
@@ -364,7 +365,7 @@ impl DhtLocalStorage {
     }
 
     /// Stores a whole dictionary: every subkey, the AND of the results (hivemind's `all()` stops
-    /// at the first refusal and skips the rest: quirk Q4).
+    /// at the first refusal and skips the rest: docs/hivemind-compat.md#q4).
     pub fn store_dictionary(&mut self, key: DhtId, dict: &mut DictionaryDhtValue) -> bool {
         let mut all = true;
         for (subkey, v) in dict.snapshot() {
@@ -482,7 +483,8 @@ mod tests {
 
     #[test]
     fn rejected_store_does_not_shorten_a_newer_value() {
-        // hivemind quirk Q3: there the rejected store's earlier time evicted the newer value.
+        // docs/hivemind-compat.md#q3: a rejected store's earlier expiration must not evict the
+        // newer value.
         let mut s = TimedStorage::default();
         let t = now();
         assert!(s.store("k", "new", t + 100.0));
@@ -611,7 +613,7 @@ mod tests {
 
     #[test]
     fn whole_dictionary_store_stores_every_subkey() {
-        // hivemind quirk Q4: all() stopped at the first refused subkey.
+        // docs/hivemind-compat.md#q4: a refused subkey must not keep the others from being stored.
         let t = now();
         let mut s = DhtLocalStorage::default();
         assert!(s.store_subkey(id("d"), b"a".to_vec(), b"new".to_vec(), t + 100.0));

@@ -14,7 +14,7 @@ const VECTORS: &str = include_str!("../../servicer-runtime/tests/data/hivemind-v
 
 /// The script's fixed inputs.
 const EXPIRATION: f64 = 1764000000.25;
-/// `DHTID.generate("mykey")` (design §5's table) and `DHTID.generate(("tuple", 1))`.
+/// `DHTID.generate("mykey")` (docs/hivemind-compat.md#w10) and `DHTID.generate(("tuple", 1))`.
 const MYKEY_ID: &str = "6a9a82708532eead9c87b7c2aa81916d0a0c4619";
 const TUPLE_ID: &str = "47d7eaff2f52d870635915c3cdd2c6fc15fc014d";
 

@@ -375,8 +375,8 @@ async fn cache_on_store_refreshes_a_cached_dictionary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_table_refresh_runs_periodically() {
-    // hivemind's refresh task dies on its first run (quirk Q6); ours keeps looking up stale
-    // buckets. A spy peer in the table counts the lookups it receives.
+    // Stale buckets are looked up on every refresh, where hivemind's task dies
+    // (docs/hivemind-compat.md#q6). A spy peer in the table counts the lookups it receives.
     use servicer_dht::messages::{FindRequest, FindResponse, FindResult, FoundValue, NodeInfo};
     use servicer_runtime::{Handler, Native, P2P, P2PConfig, RpcContext};
     use std::sync::Arc;

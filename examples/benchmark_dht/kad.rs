@@ -2,10 +2,10 @@
 //! stack as ours (TCP with nodelay or the in-memory transport, noise, yamux, identify, ping,
 //! lazy protocol negotiation, 30 s idle connections).
 //!
-//! Settings the benchmark issue asks for: server mode forced, replication factor 5,
-//! `Quorum::One` for puts. kad has no subkeys, so the subkey `s` of key `k` is the record
-//! `k/s`, and a get of `k` gets every such record. A get takes the first record found and stops
-//! the query (kad has no newer-wins rule to search on for, unlike `--latest`).
+//! Settings, fixed so both systems run the same workload: server mode forced, replication factor 5,
+//! `Quorum::One` for puts. kad has no subkeys, so the subkey `s` of key `k` is the record `k/s`,
+//! and a get of `k` gets every such record. A get takes the first record found and stops the query
+//! (kad has no newer-wins rule to search on for, unlike `--latest`).
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;

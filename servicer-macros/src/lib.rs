@@ -1,8 +1,8 @@
 //! `#[servicer]`: turns an impl block of `async fn rpc_*` handlers into a typed client stub and
 //! server registration over `servicer-runtime`, at compile time.
 //!
-//! The crate is laid out as a pipeline: [`parse`] reads syn's impl block into the [`model`],
-//! collecting every error with its span, and [`emit`] writes the generated items.
+//! The crate is laid out as a pipeline: `parse` reads syn's impl block into the `model`,
+//! collecting every error with its span, and `emit` writes the generated items.
 
 #![warn(missing_docs)]
 

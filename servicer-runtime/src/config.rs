@@ -9,8 +9,9 @@ use libp2p::identity::Keypair;
 /// Default cap on one message, as hivemind's `DEFAULT_MAX_MSG_SIZE`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
-/// Which wire a node speaks (design §7). The servicer model (handlers, kinds, stubs) is the same
-/// in both; the protocol names, the framing and the message codec differ.
+/// Which wire a node speaks (hivemind's: docs/hivemind-compat.md). The servicer model (handlers,
+/// kinds, stubs) is the same in both; the protocol names, the framing and the message codec
+/// differ.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WireMode {
@@ -20,11 +21,11 @@ pub enum WireMode {
     Native,
     /// The exact wire of hivemind 1.1.12 (see [`crate::hivemind`]): each handler is a libp2p
     /// protocol named `Class.rpc_x` (no leading `/`), unary calls are one stream each with a
-    /// `PersistentConnectionRequest` envelope, streaming calls use `marker | u64 length`
-    /// frames, and messages are protobuf. Handlers registered with the `Handler::proto_*`
-    /// constructors are served on it; serde handlers stay reachable over the native protocol.
-    /// The node also runs Kademlia (`/ipfs/kad/1.0.0`, server mode) for peer routing, as
-    /// hivemind's Go daemons do: they find it by peer id, and it finds peers known only by id.
+    /// `PersistentConnectionRequest` envelope, streaming calls use `marker | u64 length` frames,
+    /// and messages are protobuf. `Handler<Hivemind>`s are served on it; `Handler<Native>`s stay
+    /// reachable over the native protocol. The node also runs Kademlia (`/ipfs/kad/1.0.0`, server
+    /// mode) for peer routing, as hivemind's Go daemons do: they find it by peer id, and it finds
+    /// peers known only by id.
     Hivemind,
 }
 

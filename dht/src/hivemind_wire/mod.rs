@@ -5,9 +5,9 @@
 //!
 //! Only the messages differ between the wires: both handlers and calls translate to the native
 //! messages at this edge, and every DHT rule (limits, validation, routing table, replication)
-//! runs once, in [`DhtProtocol`]. What hivemind's messages cannot carry is lost on this wire:
-//! node addresses (peers are resolved by id through Kademlia in the runtime) and the reason a
-//! store was refused ([`Rejection::Refused`](crate::Rejection::Refused)).
+//! runs once, in [`DhtProtocol`]. What hivemind's messages cannot carry is lost on this wire
+//! (docs/hivemind-compat.md#w9): node addresses (peers are resolved by id through Kademlia in the
+//! runtime) and the reason a store was refused ([`Rejection::Refused`](crate::Rejection::Refused)).
 
 mod dictionary;
 mod translate;
@@ -89,7 +89,8 @@ impl DhtWire for HivemindWire {
         Ok(())
     }
 
-    /// hivemind's messages carry no addresses (peers find each other through Kademlia there).
+    /// hivemind's messages carry no addresses (peers find each other through Kademlia there:
+    /// docs/hivemind-compat.md#w15).
     fn carries_addresses(&self) -> bool {
         false
     }

@@ -49,7 +49,7 @@ impl SearchState {
     }
 
     /// Takes a candidate: dictionaries merge subkey by subkey, otherwise the newer wins. The
-    /// local value is never mutated: candidates are copies (hivemind quirk Q9).
+    /// local value is never mutated: candidates are copies (docs/hivemind-compat.md#q9).
     fn add(&mut self, candidate: ValueWithExpiration<StoredValue>, source: Option<PeerId>) {
         let newer = candidate.expiration_time > self.best();
         match (&mut self.found, candidate) {

@@ -212,7 +212,8 @@ impl DhtNode {
                 .map(|b| random_in_bucket(b.lower(), b.depth()))
                 .collect()
         };
-        // hivemind passes a bare id here and the task dies (quirk Q6): look each one up.
+        // One lookup per stale bucket, each a list of one id (hivemind passes a bare id:
+        // docs/hivemind-compat.md#q6).
         for id in stale {
             self.find_nearest_nodes(&[id], None, false).await;
         }

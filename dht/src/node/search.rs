@@ -114,7 +114,7 @@ impl DhtNode {
 
     /// The `k_nearest` (default `bucket_size`) nodes nearest to each query, nearest first;
     /// this node is among them unless `exclude_self`. Nodes that failed to answer are left out
-    /// (hivemind keeps them: quirk Q7).
+    /// (hivemind keeps them: docs/hivemind-compat.md#q7).
     pub async fn find_nearest_nodes(
         &self,
         queries: &[DhtId],

@@ -156,7 +156,7 @@ impl DhtNode {
 
     /// Stores one key's items on the nearest candidates until `num_replicas` answered, trying
     /// further candidates when one fails. An item is stored if any replica accepted it (hivemind
-    /// keeps the last replica's answer: quirk Q8).
+    /// keeps the last replica's answer: docs/hivemind-compat.md#q8).
     async fn store_on_replicas(
         &self,
         mut candidates: Vec<(DhtId, Option<PeerId>)>,

@@ -18,7 +18,8 @@ use crate::wire::{AbortOnDrop, Call, Connector, Encode};
 use crate::{ResponseStream, RpcError};
 
 /// Maps a wire error of a call to `name` to the caller's error: an `na` in the negotiation is an
-/// unknown handler, an EOF before the reply is hivemind's silent refusal.
+/// unknown handler, an EOF before the reply is hivemind's silent refusal
+/// (docs/hivemind-compat.md#w5).
 fn call_error(err: HivemindWireError, name: &str) -> RpcError {
     if let HivemindWireError::Io(io) = &err
         && io

@@ -1,9 +1,9 @@
 //! Streaming calls on hivemind's wire: `marker | u64 big-endian length | protobuf` frames.
 //!
-//! A hivemind stream handler (`add_protobuf_handler(..., stream_input=True)` or one that returns
-//! an async iterator) runs on one libp2p stream per call whose bytes are only hivemind's own
-//! framing; the Go daemon pipes them raw (reference §1.2; `hivemind/p2p/p2p_daemon.py:58-62,
-//! 368-410`):
+//! A hivemind stream handler (`add_protobuf_handler(..., stream_input=True)` or one that returns an
+//! async iterator) runs on one libp2p stream per call whose bytes are only hivemind's own framing;
+//! the Go daemon pipes them raw (docs/hivemind-compat.md#w6;
+//! `hivemind/p2p/p2p_daemon.py:58-62, 368-410`):
 //!
 //! ```text
 //! frame         = marker (1 byte) ++ length (u64, big-endian, 8 bytes) ++ payload
@@ -22,9 +22,10 @@
 //!   never a frame. A Python caller raises on *any* error frame, even an empty one
 //!   (`p2p_daemon.py:504-505`).
 //! - **Never half-close early**: the daemon closes the callee's whole socket when the libp2p
-//!   stream reaches EOF (`[p2pd] stream.go:19-26`), so a caller that closes its write side after
-//!   `END_OF_STREAM` gets no responses (verified in the probe, reference §4). Keep writing open
-//!   until the callee's EOF; cancel by closing or resetting the whole stream.
+//!   stream reaches EOF (`stream.go:19-26` of go-libp2p-daemon v0.5.0.hivemind1), so a caller
+//!   that closes its write side after `END_OF_STREAM` gets no responses
+//!   (docs/hivemind-compat.md#w6). Keep writing open until the callee's EOF; cancel by closing or
+//!   resetting the whole stream.
 //!
 //! Python reads frames of any length (`receive_raw_data`); this decoder enforces a limit
 //! ([`DEFAULT_MAX_MESSAGE_SIZE`] by default) on the announced length before buffering the payload.
@@ -269,7 +270,8 @@ mod tests {
 
     #[test]
     fn end_of_stream_is_nine_bytes() {
-        // Reference §1.2: `01 00 00 00 00 00 00 00 00` (`p2p_daemon.py:62, 493`).
+        // hivemind's END_OF_STREAM, 9 bytes (docs/hivemind-compat.md#w6):
+        // `01 00 00 00 00 00 00 00 00` (`p2p_daemon.py:62, 493`).
         assert_eq!(
             StreamFrame::end_of_stream()
                 .to_bytes(DEFAULT_MAX_MESSAGE_SIZE)
@@ -283,8 +285,9 @@ mod tests {
         assert!(!StreamFrame::error("").is_end_of_stream());
     }
 
-    /// Derived by hand from the framing rules (reference §1.2) and protobuf's encoding (the
-    /// reference gives no bytes for these): `RPCError{message: "stream boom from python"}` is
+    /// Derived by hand from the framing rules (docs/hivemind-compat.md#w6) and protobuf's encoding
+    /// (the captured `stream.error` vector in `servicer-runtime/tests/data/hivemind-vectors.txt`
+    /// carries another message): `RPCError{message: "stream boom from python"}` is
     /// `0a 17 <23 bytes>`, so the frame is `01 ++ u64 BE 25 ++ 0a17 ...`.
     #[test]
     fn error_frame_vector() {

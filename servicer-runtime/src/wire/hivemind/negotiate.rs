@@ -6,9 +6,10 @@
 //! proposal, the listener answers with the header and then either echoes the proposal (accepted;
 //! the stream now carries that protocol) or answers `na`. Nothing in the protocol needs a `/`:
 //! go-multistream (what hivemind's daemon speaks) accepts any token, and on the wire a hivemind
-//! call starts with `13 "/multistream/1.0.0\n" 15 "DHTProtocol.rpc_ping\n"` (reference §1.0).
-//! rust-libp2p's multistream-select refuses such names; [`super::muxer`] explains how the
-//! runtime gets around that with this codec.
+//! call starts with `13 "/multistream/1.0.0\n" 15 "DHTProtocol.rpc_ping\n"`
+//! (docs/hivemind-compat.md#w2). rust-libp2p's multistream-select refuses such names;
+//! `servicer-runtime/src/transport/muxer.rs` explains how the runtime gets around that with this
+//! codec.
 
 use super::{HivemindWireError, varint};
 
@@ -129,8 +130,9 @@ mod tests {
     const NA_HEX: &str = "03 6e610a";
 
     #[test]
-    fn messages_match_the_reference_bytes() {
-        // Reference §1.0: `13 2f6d…300a 15 44485450…6e670a`.
+    fn messages_match_hivemind_bytes() {
+        // The first bytes of every hivemind call (docs/hivemind-compat.md#w2):
+        // `13 2f6d…300a 15 44485450…6e670a`.
         assert_eq!(msg(PROTOCOL_ID), hex(HEADER_HEX));
         assert_eq!(msg("DHTProtocol.rpc_ping"), hex(PING_HEX));
         assert_eq!(msg(NOT_AVAILABLE), hex(NA_HEX));

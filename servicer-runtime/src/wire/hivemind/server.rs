@@ -129,7 +129,8 @@ pub(super) async fn serve<D: Dispatch>(
     let route = match dispatch.route::<super::Hivemind>(&name, None, remote) {
         Ok(route) => route,
         Err(err) => {
-            // Removed between the negotiation and now: close, as hivemind does for unknown names.
+            // Removed between the negotiation and now: close, as hivemind does for unknown names
+            // (docs/hivemind-compat.md#q14).
             tracing::debug!(%name, %remote, %err, "hivemind call to a handler that is gone");
             return;
         }
@@ -208,7 +209,8 @@ async fn serve_unary<D: Dispatch>(
     if let Err(HivemindWireError::TooLarge { size, limit }) =
         write_envelope(&mut stream, &reply.to_envelope(), limit).await
     {
-        // hivemind's Python never answers here; an error is kinder to the caller.
+        // hivemind's Python never answers here (docs/hivemind-compat.md#q5); an error is kinder
+        // to the caller.
         reply.outcome = UnaryOutcome::Error(
             RpcError::MessageTooLarge {
                 size: size as usize,
@@ -261,7 +263,8 @@ async fn serve_streaming<D: Dispatch>(
                         // The handler stopped reading; keep draining until the end.
                     }
                 }
-                // END_OF_STREAM (hivemind's server ends the requests at any error frame).
+                // END_OF_STREAM (hivemind's server ends the requests at any error frame:
+                // docs/hivemind-compat.md#q15).
                 Ok(Some(StreamFrame::Error(_))) => tx = None,
                 Ok(None) => return,
                 Err(err) => {

@@ -26,7 +26,7 @@ pub(crate) struct PingResponse {
     pub available: bool,
 }
 
-/// Bytes from hex digits, ignoring spaces and newlines, so reference bytes can be laid out as
+/// Bytes from hex digits, ignoring spaces and newlines, so test vectors can be laid out as
 /// their fields are.
 pub(crate) fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();

@@ -2,7 +2,7 @@
 //! [`PersistentConnectionRequest`] each way.
 //!
 //! What the Go daemon (`p2pd`, learning-at-home/go-libp2p-daemon v0.5.0.hivemind1) puts on the
-//! network for `P2P.call_protobuf_handler` (reference §1.1):
+//! network for `P2P.call_protobuf_handler` (docs/hivemind-compat.md#w4):
 //!
 //! ```text
 //! caller → callee: uvarint(len) ++ PersistentConnectionRequest{1: callId (16 B), 3: CallUnaryRequest{1: peer, 2: proto, 3: data}}
@@ -22,9 +22,9 @@
 //! - A handler failure is `error = repr(exc).encode()` (`control.py:224-225`); Python decodes it
 //!   with `errors="ignore"`, [`UnaryReply::from_envelope`] lossily.
 //! - **Never half-close before the reply**: the callee's daemon treats EOF on its read side as
-//!   cancellation (`notifyWhenClosed`, `persistent_stream.go:248-264, 325-336`). Cancel a call by
-//!   closing or resetting the whole stream. That is why [`write_envelope`] flushes but never
-//!   closes.
+//!   cancellation (`notifyWhenClosed`, `persistent_stream.go:248-264, 325-336`;
+//!   docs/hivemind-compat.md#w5). Cancel a call by closing or resetting the whole stream. That is
+//!   why [`write_envelope`] flushes but never closes.
 //!
 //! Sans-I/O pieces ([`encode_delimited`], [`decode_delimited`], [`EnvelopeCodec`]) work on
 //! buffers; [`read_envelope`] and [`write_envelope`] work on any `futures` stream (a libp2p
@@ -358,14 +358,15 @@ mod tests {
 
     const ZERO_ID: CallId = CallId([0; 16]);
 
-    /// Reference §1.1 "Example bytes": a reply carrying `response = b"RESP"`.
+    /// A reply carrying `response = b"RESP"` with an all-zero call id (docs/hivemind-compat.md#w4).
     const RESP_VECTOR: &str = "1a 0a10 00000000000000000000000000000000 2206 0a04 52455350";
-    /// Reference §1.1: a reply carrying `error = b"ValueError('x')"`.
+    /// A reply carrying `error = b"ValueError('x')"`, a Python handler's `repr(exc)`
+    /// (docs/hivemind-compat.md#w5).
     const ERROR_VECTOR: &str =
         "25 0a10 00000000000000000000000000000000 2211 120f 56616c75654572726f7228277827 29";
 
     #[test]
-    fn reply_vector_from_reference() {
+    fn reply_vector() {
         let bytes = hex(RESP_VECTOR);
         let reply = UnaryReply {
             call_id: ZERO_ID,
@@ -384,7 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn error_vector_from_reference() {
+    fn error_vector() {
         let bytes = hex(ERROR_VECTOR);
         let reply = UnaryReply {
             call_id: ZERO_ID,
@@ -401,13 +402,12 @@ mod tests {
         assert_eq!(decoded, Some(Some(reply)));
     }
 
-    /// Reference §1.1 gives the request's layout (`6c 0a10<callId> 1a58 0a26<38B peer id> 1214
-    /// "DHTProtocol.rpc_ping" 1a18 <PingRequest 24B>`) but elides the peer id and node id; this
-    /// vector fills them by hand (an Ed25519 peer id `00 24 08 01 12 20 ++ 32 × ab`, node id
-    /// `20 × 11`) following the protobuf encoding rules, and checks every length the reference
-    /// states.
+    /// The request's layout (docs/hivemind-compat.md#w4: `6c 0a10<callId> 1a58 0a26<38B peer id>
+    /// 1214 "DHTProtocol.rpc_ping" 1a18 <PingRequest 24B>`) leaves the peer id and node id open;
+    /// this vector fills them by hand (an Ed25519 peer id `00 24 08 01 12 20 ++ 32 × ab`, node id
+    /// `20 × 11`) following the protobuf encoding rules, and checks every length of that layout.
     #[test]
-    fn request_vector_layout_from_reference() {
+    fn request_vector_layout() {
         let peer = hex(&format!("0024 0801 1220 {}", "ab".repeat(32)));
         let ping = PingRequest {
             peer: Some(NodeInfo {
