@@ -19,7 +19,7 @@ struct Running {
     runtime: tokio::runtime::Handle,
 }
 
-struct Inner {
+struct HandleInner {
     running: Mutex<Option<Result<Running, DhtError>>>,
     ready: Mutex<Option<std::sync::mpsc::Receiver<Result<Running, DhtError>>>>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -38,7 +38,7 @@ struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct Dht {
-    inner: Arc<Inner>,
+    inner: Arc<HandleInner>,
 }
 
 impl std::fmt::Debug for Dht {
@@ -95,7 +95,7 @@ impl Dht {
             })
             .map_err(|e| DhtError::Stopped(format!("cannot start the node's thread: {e}")))?;
         Ok(Dht {
-            inner: Arc::new(Inner {
+            inner: Arc::new(HandleInner {
                 running: Mutex::new(None),
                 ready: Mutex::new(Some(ready_rx)),
                 stop: Mutex::new(Some(stop_tx)),

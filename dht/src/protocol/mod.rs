@@ -45,7 +45,7 @@ pub(crate) struct ProtocolState {
     pub(crate) writers: Writers,
 }
 
-struct Inner {
+struct ProtocolInner {
     p2p: P2P,
     /// The wire every handler is served on and every call goes out on, chosen at creation.
     wire: Arc<dyn DhtWire>,
@@ -62,7 +62,7 @@ struct Inner {
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct DhtProtocol {
-    inner: Arc<Inner>,
+    inner: Arc<ProtocolInner>,
 }
 
 impl std::fmt::Debug for DhtProtocol {
@@ -89,7 +89,7 @@ impl DhtProtocol {
             writers: Writers::default(),
         };
         let protocol = DhtProtocol {
-            inner: Arc::new(Inner {
+            inner: Arc::new(ProtocolInner {
                 p2p: p2p.clone(),
                 wire,
                 sent: SentCounters::default(),

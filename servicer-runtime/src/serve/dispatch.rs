@@ -105,7 +105,7 @@ impl Server {
 }
 
 impl Dispatch for Server {
-    type Admission = Admitted;
+    type Guard = Admitted;
 
     fn route<W: WireId>(
         &self,

@@ -21,7 +21,7 @@ pub trait WireId: Sized + 'static {
 /// Finds handlers and admits calls (implemented by the serving layer).
 pub trait Dispatch: Send + Sync + 'static {
     /// What an admitted call holds until it ends.
-    type Admission: Admission;
+    type Guard: Admission;
 
     /// The handler registered as `name` for wire `W`, checked against the kind the caller
     /// expects when the wire carries it; the error to answer with otherwise.
@@ -34,7 +34,7 @@ pub trait Dispatch: Send + Sync + 'static {
 
     /// Admits a routed call (concurrency limits, then the interceptor), or refuses it with
     /// [`RpcError::Busy`] or [`RpcError::Refused`].
-    fn admit<W: WireId>(&self, route: &Route<W>) -> Result<Self::Admission, RpcError>;
+    fn admit<W: WireId>(&self, route: &Route<W>) -> Result<Self::Guard, RpcError>;
 
     /// The limits of inbound calls.
     fn settings(&self) -> ServeSettings;

@@ -98,7 +98,7 @@ impl<T: prost::Message + Default> Encode<Hivemind> for T {
 impl WireId for Hivemind {
     const NAME: &'static str = "hivemind";
 
-    type Serve = server::Serve;
+    type Serve = server::HivemindServe;
 }
 
 impl WireImpl for Hivemind {

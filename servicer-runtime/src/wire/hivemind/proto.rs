@@ -33,18 +33,15 @@ pub struct PersistentConnectionRequest {
     #[prost(bytes = "vec", required, tag = "1")]
     pub call_id: Vec<u8>,
     /// `oneof message`.
-    #[prost(
-        oneof = "persistent_connection_request::Message",
-        tags = "2, 6, 3, 4, 5"
-    )]
-    pub message: Option<persistent_connection_request::Message>,
+    #[prost(oneof = "persistent_connection_request::Body", tags = "2, 6, 3, 4, 5")]
+    pub message: Option<persistent_connection_request::Body>,
 }
 
 /// The `oneof message` of [`PersistentConnectionRequest`].
 pub mod persistent_connection_request {
     /// `oneof message` of `PersistentConnectionRequest`.
     #[derive(Clone, PartialEq, ::prost::Oneof)]
-    pub enum Message {
+    pub enum Body {
         /// `AddUnaryHandlerRequest addUnaryHandler = 2` (daemon-local only).
         #[prost(message, tag = "2")]
         AddUnaryHandler(super::AddUnaryHandlerRequest),
@@ -72,15 +69,15 @@ pub struct PersistentConnectionResponse {
     #[prost(bytes = "vec", required, tag = "1")]
     pub call_id: Vec<u8>,
     /// `oneof message`.
-    #[prost(oneof = "persistent_connection_response::Message", tags = "2, 3, 4, 5")]
-    pub message: Option<persistent_connection_response::Message>,
+    #[prost(oneof = "persistent_connection_response::Body", tags = "2, 3, 4, 5")]
+    pub message: Option<persistent_connection_response::Body>,
 }
 
 /// The `oneof message` of [`PersistentConnectionResponse`].
 pub mod persistent_connection_response {
     /// `oneof message` of `PersistentConnectionResponse`.
     #[derive(Clone, PartialEq, ::prost::Oneof)]
-    pub enum Message {
+    pub enum Body {
         /// `CallUnaryResponse callUnaryResponse = 2`.
         #[prost(message, tag = "2")]
         CallUnaryResponse(super::CallUnaryResponse),

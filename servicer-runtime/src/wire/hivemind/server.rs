@@ -36,14 +36,14 @@ pub(crate) type StreamFn = dyn Fn(
 
 /// A handler of hivemind's wire: hivemind serves unary handlers and streaming ones differently.
 #[derive(Clone)]
-pub enum Serve {
+pub enum HivemindServe {
     /// Neither `stream_input` nor `stream_output`.
     Unary(Arc<UnaryFn>),
     /// Any of the streaming kinds.
     Stream(Arc<StreamFn>),
 }
 
-pub(super) fn erase_unary<Req, Resp, E, F, Fut>(f: F) -> Serve
+pub(super) fn erase_unary<Req, Resp, E, F, Fut>(f: F) -> HivemindServe
 where
     Req: Encode<super::Hivemind> + Send + 'static,
     Resp: Encode<super::Hivemind> + Send + 'static,
@@ -52,7 +52,7 @@ where
     Fut: Future<Output = Result<Resp, E>> + Send + 'static,
 {
     let f = Arc::new(f);
-    Serve::Unary(Arc::new(move |bytes: Bytes, ctx| {
+    HivemindServe::Unary(Arc::new(move |bytes: Bytes, ctx| {
         let f = f.clone();
         Box::pin(async move {
             let request = decode_request::<Req>(&bytes).map_err(text)?;
@@ -65,12 +65,12 @@ where
 }
 
 /// Erases a streaming handler that takes the raw request stream and returns encoded responses.
-pub(super) fn erase_stream<F, Fut>(f: F) -> Serve
+pub(super) fn erase_stream<F, Fut>(f: F) -> HivemindServe
 where
     F: Fn(RequestStream<Bytes>, RpcContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<ResponseStream<Vec<u8>>, String>> + Send + 'static,
 {
-    Serve::Stream(Arc::new(move |requests, ctx| Box::pin(f(requests, ctx))))
+    HivemindServe::Stream(Arc::new(move |requests, ctx| Box::pin(f(requests, ctx))))
 }
 
 /// One message as its bytes.
@@ -136,8 +136,8 @@ pub(super) async fn serve<D: Dispatch>(
         }
     };
     match route.serve.clone() {
-        Serve::Unary(f) => serve_unary(stream, f, route, &*dispatch).await,
-        Serve::Stream(f) => serve_streaming(stream, f, route, &*dispatch).await,
+        HivemindServe::Unary(f) => serve_unary(stream, f, route, &*dispatch).await,
+        HivemindServe::Stream(f) => serve_streaming(stream, f, route, &*dispatch).await,
     }
 }
 

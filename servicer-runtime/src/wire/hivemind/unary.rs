@@ -36,7 +36,7 @@ use prost::Message as _;
 
 use super::proto::{
     CallUnaryRequest, CallUnaryResponse, PersistentConnectionRequest, call_unary_response,
-    persistent_connection_request::Message as Envelope,
+    persistent_connection_request::Body as Envelope,
 };
 use super::{HivemindWireError, varint};
 use crate::DEFAULT_MAX_MESSAGE_SIZE;
