@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "servicer-runtime/src",
         &[
-            &["error", "config"],
+            &["error", "config", "slots"],
             &["model"],
             &["wire"],
             &["serve"],

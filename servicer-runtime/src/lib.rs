@@ -24,6 +24,7 @@ mod error;
 mod model;
 mod node;
 mod serve;
+mod slots;
 mod stub;
 mod transport;
 mod wire;

@@ -1,44 +1,26 @@
 //! [`OutboundLimits`]: the per-peer limit on concurrent outbound calls.
 
-use std::sync::{Arc, Mutex};
-
 use libp2p::PeerId;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::{FastMap, RpcError};
+use crate::RpcError;
+use crate::slots::PeerSlots;
 
 /// Concurrent outbound calls per peer; more wait for a free slot.
-pub(crate) struct OutboundLimits {
-    per_peer: usize,
-    peers: Mutex<FastMap<PeerId, Arc<Semaphore>>>,
-}
+pub(crate) struct OutboundLimits(PeerSlots);
 
 impl OutboundLimits {
     pub(crate) fn new(per_peer: usize) -> Self {
-        OutboundLimits {
-            per_peer,
-            peers: Mutex::default(),
-        }
+        OutboundLimits(PeerSlots::new(per_peer))
     }
 
     /// Waits for a slot for one outbound call to `peer`.
     pub(crate) async fn acquire(&self, peer: PeerId) -> Result<OwnedSemaphorePermit, RpcError> {
-        let slots = self
-            .peers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(peer)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_peer)))
-            .clone();
-        slots.acquire_owned().await.map_err(|_| RpcError::Shutdown)
+        self.0.acquire(peer).await.ok_or(RpcError::Shutdown)
     }
 
     /// Drops the state of a peer this node is no longer connected to.
     pub(crate) fn forget(&self, peer: &PeerId) {
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        // A semaphore still referenced elsewhere belongs to calls in flight: keep it.
-        if peers.get(peer).is_some_and(|s| Arc::strong_count(s) == 1) {
-            peers.remove(peer);
-        }
+        self.0.forget(peer);
     }
 }

@@ -2,20 +2,20 @@
 //! concurrency limits, then the servicer's interceptor. [`Admitted`] holds the slot until the call
 //! ends and then tells the interceptor how it went.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use libp2p::PeerId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::slots::PeerSlots;
 use crate::wire::{Admission, Route, WireId};
-use crate::{FastMap, Interceptor, RpcContext, RpcError};
+use crate::{Interceptor, RpcContext, RpcError};
 
 /// Concurrent inbound calls, per peer and in total.
 pub(crate) struct InboundLimits {
     total: Arc<Semaphore>,
-    per_peer: usize,
-    peers: Mutex<FastMap<PeerId, Arc<Semaphore>>>,
+    peers: PeerSlots,
 }
 
 impl InboundLimits {
@@ -23,8 +23,7 @@ impl InboundLimits {
     pub(crate) fn new(total: usize, per_peer: usize) -> Self {
         InboundLimits {
             total: Arc::new(Semaphore::new(total)),
-            per_peer,
-            peers: Mutex::default(),
+            peers: PeerSlots::new(per_peer),
         }
     }
 
@@ -51,25 +50,14 @@ impl InboundLimits {
     }
 
     fn try_acquire(&self, peer: PeerId) -> Option<[OwnedSemaphorePermit; 2]> {
-        let peer_slots = self
-            .peers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(peer)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_peer)))
-            .clone();
-        let peer = peer_slots.try_acquire_owned().ok()?;
+        let peer = self.peers.try_acquire(peer)?;
         let total = self.total.clone().try_acquire_owned().ok()?;
         Some([total, peer])
     }
 
     /// Drops the per-peer state of a peer this node is no longer connected to.
     pub(crate) fn forget(&self, peer: &PeerId) {
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        // A semaphore still referenced elsewhere belongs to calls in flight: keep it.
-        if peers.get(peer).is_some_and(|s| Arc::strong_count(s) == 1) {
-            peers.remove(peer);
-        }
+        self.peers.forget(peer);
     }
 }
 

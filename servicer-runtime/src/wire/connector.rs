@@ -44,3 +44,15 @@ pub struct Call<'a, C> {
     /// How long a unary call, or opening a streaming call, may take.
     pub deadline: Duration,
 }
+
+impl<C> Call<'_, C> {
+    /// `fut`'s outcome, or [`RpcError::DeadlineExceeded`] once the call's deadline passes.
+    pub async fn within<T>(
+        &self,
+        fut: impl Future<Output = Result<T, RpcError>>,
+    ) -> Result<T, RpcError> {
+        tokio::time::timeout(self.deadline, fut)
+            .await
+            .unwrap_or(Err(RpcError::DeadlineExceeded(self.deadline)))
+    }
+}

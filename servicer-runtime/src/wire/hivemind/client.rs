@@ -2,9 +2,6 @@
 //! name. Never half-closes before the reply (a hivemind callee takes that as cancellation);
 //! dropping the call closes the stream, which cancels the remote handler.
 
-use std::future::Future;
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{AsyncWriteExt, Stream, StreamExt};
@@ -47,15 +44,6 @@ fn unknown(name: &str) -> RpcError {
     }
 }
 
-async fn within<T>(
-    deadline: Duration,
-    fut: impl Future<Output = Result<T, RpcError>>,
-) -> Result<T, RpcError> {
-    tokio::time::timeout(deadline, fut)
-        .await
-        .unwrap_or(Err(RpcError::DeadlineExceeded(deadline)))
-}
-
 /// One unary call: one envelope each way, within the call's deadline.
 pub(super) async fn unary<C, Req, Resp>(call: Call<'_, C>, request: Req) -> Result<Resp, RpcError>
 where
@@ -67,36 +55,37 @@ where
     let name = call.name;
     let limit = connector.settings().max_message_size;
     let data = encode(&request)?;
-    let bytes = within(call.deadline, async {
-        let _slot = connector.slot().await?;
-        let (mut stream, _) = connector.open(protocol(name)?, unknown(name)).await?;
-        let request = UnaryRequest {
-            call_id: CallId::random(),
-            // What hivemind's daemon sends: the callee's own id (the callee ignores it).
-            peer: connector.peer().to_bytes(),
-            proto: name.to_owned(),
-            data,
-        };
-        write_envelope(&mut stream, &request.to_envelope(), limit)
-            .await
-            .map_err(|e| call_error(e, name))?;
-        let envelope = read_envelope(&mut stream, limit)
-            .await
-            .map_err(|e| call_error(e, name))?;
-        let reply = UnaryReply::from_envelope(envelope).map_err(|e| call_error(e, name))?;
-        // The reply is in: closing now cancels nothing.
-        let _ = stream.close().await;
-        if reply.call_id != request.call_id {
-            return Err(RpcError::Malformed(
-                "the reply carries another call id".into(),
-            ));
-        }
-        match reply.outcome {
-            UnaryOutcome::Response(bytes) => Ok(bytes),
-            UnaryOutcome::Error(message) => Err(RpcError::Remote { message }),
-        }
-    })
-    .await?;
+    let bytes = call
+        .within(async {
+            let _slot = connector.slot().await?;
+            let (mut stream, _) = connector.open(protocol(name)?, unknown(name)).await?;
+            let request = UnaryRequest {
+                call_id: CallId::random(),
+                // What hivemind's daemon sends: the callee's own id (the callee ignores it).
+                peer: connector.peer().to_bytes(),
+                proto: name.to_owned(),
+                data,
+            };
+            write_envelope(&mut stream, &request.to_envelope(), limit)
+                .await
+                .map_err(|e| call_error(e, name))?;
+            let envelope = read_envelope(&mut stream, limit)
+                .await
+                .map_err(|e| call_error(e, name))?;
+            let reply = UnaryReply::from_envelope(envelope).map_err(|e| call_error(e, name))?;
+            // The reply is in: closing now cancels nothing.
+            let _ = stream.close().await;
+            if reply.call_id != request.call_id {
+                return Err(RpcError::Malformed(
+                    "the reply carries another call id".into(),
+                ));
+            }
+            match reply.outcome {
+                UnaryOutcome::Response(bytes) => Ok(bytes),
+                UnaryOutcome::Error(message) => Err(RpcError::Remote { message }),
+            }
+        })
+        .await?;
     decode_as(&bytes, "the response")
 }
 
@@ -137,12 +126,13 @@ where
     let name = call.name.to_owned();
     let settings = connector.settings();
     let (limit, idle) = (settings.max_message_size, settings.idle);
-    let (slot, stream) = within(call.deadline, async {
-        let slot = connector.slot().await?;
-        let (stream, _) = connector.open(protocol(&name)?, unknown(&name)).await?;
-        Ok((slot, stream))
-    })
-    .await?;
+    let (slot, stream) = call
+        .within(async {
+            let slot = connector.slot().await?;
+            let (stream, _) = connector.open(protocol(&name)?, unknown(&name)).await?;
+            Ok((slot, stream))
+        })
+        .await?;
     let requests: BoxStream<'static, Result<Vec<u8>, RpcError>> =
         requests.map(|request| encode(&request)).boxed();
     let (reader, mut writer) = futures::AsyncReadExt::split(stream);

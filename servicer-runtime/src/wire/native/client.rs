@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use libp2p::swarm::ConnectionId;
@@ -55,64 +55,65 @@ async fn lease<C: Connector>(connector: &C) -> Result<Lease, RpcError> {
     })
 }
 
-async fn within<T>(
-    deadline: Duration,
-    fut: impl Future<Output = Result<T, RpcError>>,
-) -> Result<T, RpcError> {
-    tokio::time::timeout(deadline, fut)
-        .await
-        .unwrap_or(Err(RpcError::DeadlineExceeded(deadline)))
-}
-
-/// The bytes that open a call with one request: its header and the request.
-fn opening_unary<Req: Encode<Native>>(
+/// Writes the opening of a call into `buffer`: its header, then `requests` until a write batch is
+/// full, then the `End` of the requests if `ended` and all of them fit. Returns how many requests
+/// it took and whether the `End` went out.
+fn put_opening<Req: Encode<Native>>(
+    buffer: &mut BytesMut,
     name: &str,
     kind: RpcKind,
-    request: &Req,
-    limit: usize,
-) -> Result<Bytes, RpcError> {
-    let mut bytes = BytesMut::new();
-    frame::put_call(&mut bytes, name, kind, limit)?;
-    frame::put_message(&mut bytes, request, limit)?;
-    Ok(bytes.freeze())
-}
-
-/// The bytes that open a streaming call: its header, then as many of the requests ready at once
-/// as fit in one write, and the `End` of the requests if `ended` and all of them fit; also the
-/// requests left for the sender, and whether the requests are over.
-fn opening_streaming<Req: Encode<Native>>(
-    name: &str,
-    kind: RpcKind,
-    first: Vec<Req>,
+    requests: &[Req],
     ended: bool,
     limit: usize,
-) -> Result<(Bytes, Vec<Req>, bool), RpcError> {
-    let mut bytes = BytesMut::new();
-    frame::put_call(&mut bytes, name, kind, limit)?;
-    let mut first = first.into_iter();
-    for request in first.by_ref() {
-        frame::put_message(&mut bytes, &request, limit)?;
-        if bytes.len() >= WRITE_BATCH {
+) -> Result<(usize, bool), RpcError> {
+    let start = buffer.len();
+    frame::put_call(buffer, name, kind, limit)?;
+    let mut taken = 0;
+    for request in requests {
+        frame::put_message(buffer, request, limit)?;
+        taken += 1;
+        if buffer.len() - start >= WRITE_BATCH {
             break;
         }
     }
-    let left: Vec<Req> = first.collect();
-    let ended = ended && left.is_empty();
-    if ended {
-        frame::put_end(&mut bytes);
+    let end = ended && taken == requests.len();
+    if end {
+        frame::put_end(buffer);
     }
-    Ok((bytes.freeze(), left, ended))
+    Ok((taken, end))
 }
 
-/// Leases a stream and writes a call's opening bytes in one write. A pooled stream that fails
-/// here was closed while idle, so the call is retried once on a fresh stream: nothing reached a
-/// handler yet.
-async fn start<C: Connector>(call: &Call<'_, C>, opening: Bytes) -> Result<Lease, RpcError> {
+/// Leases a stream and writes the opening of a call on it in one write (see [`put_opening`]).
+/// The requests are owned here and only borrowed between awaits, so the call's future stays
+/// `Send` for any `Send` request type. A pooled stream that fails here was closed while idle, so
+/// the call is retried once on a fresh stream: nothing reached a handler yet. Returns the lease,
+/// the requests, how many of them went out and whether the `End` did.
+async fn start<C, Req, R>(
+    call: &Call<'_, C>,
+    kind: RpcKind,
+    requests: R,
+    ended: bool,
+) -> Result<(Lease, R, usize, bool), RpcError>
+where
+    C: Connector,
+    Req: Encode<Native>,
+    R: AsRef<[Req]>,
+{
     let connector = &**call.connector;
+    let limit = connector.settings().max_message_size;
     let mut lease = lease(connector).await?;
     loop {
-        match write_all(&mut lease.stream.io, &opening).await {
-            Ok(()) => return Ok(lease),
+        let io = &mut lease.stream.io;
+        let (taken, end) = put_opening(
+            io.write_buffer_mut(),
+            call.name,
+            kind,
+            requests.as_ref(),
+            ended,
+            limit,
+        )?;
+        match SinkExt::<Out<()>>::flush(io).await {
+            Ok(()) => return Ok((lease, requests, taken, end)),
             Err(_) if lease.pooled => {
                 lease.stream = open(connector).await?;
                 lease.pooled = false;
@@ -122,17 +123,23 @@ async fn start<C: Connector>(call: &Call<'_, C>, opening: Bytes) -> Result<Lease
     }
 }
 
-/// Writes `bytes` to the stream under `io`'s framing (whose write buffer is empty between
-/// calls), and flushes.
-async fn write_all(io: &mut Io, bytes: &[u8]) -> Result<(), RpcError> {
-    use tokio::io::AsyncWriteExt;
-    if !io.write_buffer().is_empty() {
-        SinkExt::<Out<()>>::flush(io).await?;
-    }
-    let stream = io.get_mut();
-    stream.write_all(bytes).await?;
-    stream.flush().await?;
-    Ok(())
+/// Starts a streaming call within its deadline: the header goes out with the requests that are
+/// ready at once. Returns the lease, the requests left to send, and whether they are over.
+async fn start_streaming<C, Req, S>(
+    call: &Call<'_, C>,
+    kind: RpcKind,
+    requests: S,
+) -> Result<(Lease, impl Stream<Item = Req> + Send + 'static, bool), RpcError>
+where
+    C: Connector,
+    Req: Encode<Native> + Send + 'static,
+    S: Stream<Item = Req> + Send + 'static,
+{
+    let mut requests = Box::pin(requests.fuse());
+    let (first, ended) = ready_requests(&mut requests);
+    let (lease, mut first, taken, ended) = call.within(start(call, kind, first, ended)).await?;
+    let left = first.split_off(taken);
+    Ok((lease, futures::stream::iter(left).chain(requests), ended))
 }
 
 pub(super) async fn unary<C, Req, Resp>(call: Call<'_, C>, request: Req) -> Result<Resp, RpcError>
@@ -142,11 +149,8 @@ where
     Resp: Encode<Native>,
 {
     let connector = &**call.connector;
-    let limit = connector.settings().max_message_size;
-    let opening = opening_unary(call.name, RpcKind::UnaryUnary, &request, limit)?;
-    drop(request);
-    within(call.deadline, async {
-        let mut lease = start(&call, opening).await?;
+    call.within(async {
+        let (mut lease, ..) = start(&call, RpcKind::UnaryUnary, [request], false).await?;
         let frame = lease.stream.io.next().await;
         let (result, reusable) = read_single::<Resp>(frame, connector.settings().max_message_size);
         if reusable {
@@ -168,19 +172,14 @@ where
     S: Stream<Item = Req> + Send + 'static,
 {
     let connector = &**call.connector;
-    let mut requests = Box::pin(requests.fuse());
-    let (first, ended) = ready_requests(&mut requests);
-    let limit = connector.settings().max_message_size;
-    let (opening, left, ended) =
-        opening_streaming(call.name, RpcKind::StreamUnary, first, ended, limit)?;
-    let requests = futures::stream::iter(left).chain(requests);
-    let lease = within(call.deadline, start(&call, opening)).await?;
+    let (lease, requests, ended) = start_streaming(&call, RpcKind::StreamUnary, requests).await?;
     let Lease {
         stream: PooledStream { mut io, connection },
         _permit: permit,
         ..
     } = lease;
-    let idle = connector.settings().idle;
+    let settings = connector.settings();
+    let (limit, idle) = (settings.max_message_size, settings.idle);
     if ended {
         // Every request went out with the header: only the response is left.
         let result = match tokio::time::timeout(idle, io.next()).await {
@@ -229,10 +228,9 @@ where
     Req: Encode<Native> + Send + 'static,
     Resp: Encode<Native> + Send + 'static,
 {
-    let limit = call.connector.settings().max_message_size;
-    let opening = opening_unary(call.name, RpcKind::UnaryStream, &request, limit)?;
-    drop(request);
-    let lease = within(call.deadline, start(&call, opening)).await?;
+    let (lease, ..) = call
+        .within(start(&call, RpcKind::UnaryStream, [request], false))
+        .await?;
     let open = OpenCall::<Req> {
         reader: CallReader::Whole(Box::new(lease.stream.io)),
         connection: lease.stream.connection,
@@ -251,13 +249,7 @@ where
     Resp: Encode<Native> + Send + 'static,
     S: Stream<Item = Req> + Send + 'static,
 {
-    let mut requests = Box::pin(requests.fuse());
-    let (first, ended) = ready_requests(&mut requests);
-    let limit = call.connector.settings().max_message_size;
-    let (opening, left, ended) =
-        opening_streaming(call.name, RpcKind::StreamStream, first, ended, limit)?;
-    let requests = futures::stream::iter(left).chain(requests);
-    let lease = within(call.deadline, start(&call, opening)).await?;
+    let (lease, requests, ended) = start_streaming(&call, RpcKind::StreamStream, requests).await?;
     let (mut writer, reader) = lease.stream.io.split::<Out<Req>>();
     let sender = tokio::spawn(async move {
         if ended {
@@ -437,8 +429,8 @@ where
     )
 }
 
-/// The opening of a streaming call takes ready requests until it is this long (tokio-util's
-/// backpressure boundary, which the frames sent later through the sink observe too).
+/// The opening of a call takes ready requests until it is this long (tokio-util's backpressure
+/// boundary, which the frames sent later through the sink observe too).
 const WRITE_BATCH: usize = 8 << 10;
 
 /// At most this many requests of a streaming call go out with its header, in one write.
