@@ -149,6 +149,7 @@ impl WireError {
 
 /// Appends a frame whose payload `encode` writes; fails without touching `dst` when the payload
 /// would exceed `limit`.
+#[inline]
 fn put_frame_with(
     dst: &mut BytesMut,
     kind: FrameKind,
@@ -187,6 +188,7 @@ pub(crate) fn put_frame<T: Serialize + ?Sized>(
 }
 
 /// Appends a `Message` frame carrying `message`.
+#[inline]
 pub(crate) fn put_message<T: Encode<super::Native>>(
     dst: &mut BytesMut,
     message: &T,

@@ -35,10 +35,12 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/servicer/rpc/1.0.0");
 pub struct Native;
 
 impl<T: Serialize + DeserializeOwned> Encode<Native> for T {
+    #[inline]
     fn encode(&self, dst: &mut BytesMut) -> Result<usize, RpcError> {
         codec::encode_into(self, dst)
     }
 
+    #[inline]
     fn decode(bytes: &[u8], limit: usize) -> Result<Self, RpcError> {
         codec::decode(bytes, limit)
     }
