@@ -1,7 +1,6 @@
 //! [`StubBase`]: the client side of calls, wrapped by every generated stub.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
@@ -26,7 +25,7 @@ use crate::{HandlePrefix, P2P, ResponseStream, RpcError};
 /// # Ok(()) }
 /// ```
 pub struct StubBase<W: Wire = Native> {
-    outbound: Arc<Outbound>,
+    outbound: Outbound,
     prefix: HandlePrefix,
     deadline: Option<Duration>,
     _wire: PhantomData<W>,
@@ -58,7 +57,7 @@ impl<W: Wire> StubBase<W> {
     /// A stub for `servicer`'s handlers (optionally in `namespace`) on `peer`.
     pub fn new(p2p: &P2P, peer: PeerId, servicer: &str, namespace: Option<&str>) -> Self {
         StubBase {
-            outbound: Arc::new(Outbound::new(p2p.clone(), peer)),
+            outbound: Outbound::new(p2p.clone(), peer),
             prefix: HandlePrefix::new(namespace, servicer),
             deadline: None,
             _wire: PhantomData,
@@ -76,7 +75,7 @@ impl<W: Wire> StubBase<W> {
 
     /// The peer this stub calls.
     pub fn peer(&self) -> PeerId {
-        crate::wire::Connector::peer(&*self.outbound)
+        crate::wire::Connector::peer(&self.outbound)
     }
 
     /// The node this stub calls through.

@@ -8,7 +8,8 @@ use super::p2p::P2P;
 use crate::RpcError;
 use crate::wire::{CallSettings, Connector, Pool};
 
-/// Calls from a node to one peer: what stubs hand the wires.
+/// Calls from a node to one peer: what stubs hand the wires. Cloning it clones a handle.
+#[derive(Clone)]
 pub(crate) struct Outbound {
     p2p: P2P,
     peer: PeerId,

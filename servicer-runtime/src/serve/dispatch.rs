@@ -135,7 +135,6 @@ impl Dispatch for Server {
         };
         Ok(Route {
             serve: serve.clone(),
-            kind: entry.kind,
             ctx: RpcContext::new(entry.name.clone(), self.local_peer, remote),
             interceptor: entry.interceptor.clone(),
         })

@@ -45,13 +45,11 @@ pub(crate) struct Registry {
 impl Registry {
     /// An empty registry whose node always listens on `shared`.
     pub(crate) fn new(shared: Vec<StreamProtocol>) -> Self {
-        let registry = Registry {
+        Registry {
             entries: RwLock::default(),
             protocols: RwLock::new(Arc::new(shared.clone())),
             shared,
-        };
-        registry.rebuild_protocols(&FastMap::default());
-        registry
+        }
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Entry>> {

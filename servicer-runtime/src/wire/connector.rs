@@ -1,7 +1,6 @@
 //! [`Connector`]: how the client halves of the wires reach a peer (the node implements it).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::swarm::ConnectionId;
@@ -13,7 +12,8 @@ use super::settings::CallSettings;
 use crate::RpcError;
 
 /// What a wire's client half needs from the node to call one peer.
-pub trait Connector: Send + Sync + 'static {
+/// Cheap to clone: a streaming call keeps one for as long as its responses last.
+pub trait Connector: Clone + Unpin + Send + Sync + 'static {
     /// The peer called.
     fn peer(&self) -> PeerId;
 
@@ -38,7 +38,7 @@ pub trait Connector: Send + Sync + 'static {
 /// One call as a stub starts it.
 pub struct Call<'a, C> {
     /// How the call reaches its peer.
-    pub connector: &'a Arc<C>,
+    pub connector: &'a C,
     /// The full handle name, e.g. `ns::Foo.rpc_x`.
     pub name: &'a str,
     /// How long a unary call, or opening a streaming call, may take.

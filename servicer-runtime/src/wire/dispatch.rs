@@ -50,8 +50,6 @@ pub trait Admission: Send + 'static {
 pub struct Route<W: WireId> {
     /// The handler, erased.
     pub serve: W::Serve,
-    /// Its kind.
-    pub kind: RpcKind,
     /// The call's context.
     pub ctx: RpcContext,
     /// The interceptor it was registered with.

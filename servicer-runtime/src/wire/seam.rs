@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::Stream;
 use libp2p::{PeerId, StreamProtocol};
 
-use super::{Call, Connector, Dispatch, Encode, WireId};
+use super::{Call, Connector, Dispatch, Message, WireId};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// A wire's machinery. Handlers are erased into [`WireId::Serve`] values, which the wire's own
@@ -17,8 +17,8 @@ pub trait WireImpl: WireId {
     /// Erases a unary-unary handler.
     fn serve_unary<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(Req, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, E>> + Send + 'static;
@@ -26,8 +26,8 @@ pub trait WireImpl: WireId {
     /// Erases a stream-unary handler.
     fn serve_stream_unary<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(RequestStream<Req>, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, E>> + Send + 'static;
@@ -35,8 +35,8 @@ pub trait WireImpl: WireId {
     /// Erases a unary-stream handler.
     fn serve_unary_stream<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(Req, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ResponseStream<Resp>, E>> + Send + 'static;
@@ -44,8 +44,8 @@ pub trait WireImpl: WireId {
     /// Erases a stream-stream handler.
     fn serve_stream_stream<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(RequestStream<Req>, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ResponseStream<Resp>, E>> + Send + 'static;
@@ -72,8 +72,8 @@ pub trait WireImpl: WireId {
     ) -> impl Future<Output = Result<Resp, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static;
+        Req: Message<Self>,
+        Resp: Message<Self>;
 
     /// Calls a stream-unary handler with every item of `requests`.
     fn stream_unary<C, Req, Resp, S>(
@@ -82,8 +82,8 @@ pub trait WireImpl: WireId {
     ) -> impl Future<Output = Result<Resp, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         S: Stream<Item = Req> + Send + 'static;
 
     /// Calls a unary-stream handler.
@@ -93,8 +93,8 @@ pub trait WireImpl: WireId {
     ) -> impl Future<Output = Result<ResponseStream<Resp>, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static;
+        Req: Message<Self>,
+        Resp: Message<Self>;
 
     /// Calls a stream-stream handler.
     fn stream_stream<C, Req, Resp, S>(
@@ -103,7 +103,7 @@ pub trait WireImpl: WireId {
     ) -> impl Future<Output = Result<ResponseStream<Resp>, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         S: Stream<Item = Req> + Send + 'static;
 }

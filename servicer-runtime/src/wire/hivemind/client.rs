@@ -11,7 +11,7 @@ use super::frames::{StreamFrame, read_frame, write_frame};
 use super::server::encode;
 use super::unary::{CallId, UnaryOutcome, UnaryReply, UnaryRequest, read_envelope, write_envelope};
 use super::{Hivemind, HivemindWireError, decode_as, protocol};
-use crate::wire::{AbortOnDrop, Call, Connector, Encode};
+use crate::wire::{AbortOnDrop, Call, Connector, Encode, Message};
 use crate::{ResponseStream, RpcError};
 
 /// Maps a wire error of a call to `name` to the caller's error: an `na` in the negotiation is an
@@ -51,7 +51,7 @@ where
     Req: Encode<Hivemind>,
     Resp: Encode<Hivemind>,
 {
-    let connector = &**call.connector;
+    let connector = call.connector;
     let name = call.name;
     let limit = connector.settings().max_message_size;
     let data = encode(&request)?;
@@ -96,8 +96,8 @@ pub(super) async fn stream_unary<C, Req, Resp, S>(
 ) -> Result<Resp, RpcError>
 where
     C: Connector,
-    Req: Encode<Hivemind> + Send + 'static,
-    Resp: Encode<Hivemind> + Send + 'static,
+    Req: Message<Hivemind>,
+    Resp: Message<Hivemind>,
     S: Stream<Item = Req> + Send + 'static,
 {
     let mut responses = stream_stream::<C, Req, Resp, S>(call, requests).await?;
@@ -118,11 +118,11 @@ pub(super) async fn stream_stream<C, Req, Resp, S>(
 ) -> Result<ResponseStream<Resp>, RpcError>
 where
     C: Connector,
-    Req: Encode<Hivemind> + Send + 'static,
-    Resp: Encode<Hivemind> + Send + 'static,
+    Req: Message<Hivemind>,
+    Resp: Message<Hivemind>,
     S: Stream<Item = Req> + Send + 'static,
 {
-    let connector = &**call.connector;
+    let connector = call.connector;
     let name = call.name.to_owned();
     let settings = connector.settings();
     let (limit, idle) = (settings.max_message_size, settings.idle);
@@ -156,31 +156,29 @@ where
         // everything at our EOF. Holding `writer` in this task does that.
         futures::future::pending::<()>().await;
     });
-    let state = Some((reader, AbortOnDrop::new(sender), slot));
+    // The name rides in the state: it names the handler in an error, never needed otherwise.
+    let state = Some((reader, AbortOnDrop::new(sender), slot, name));
     Ok(ResponseStream::new(futures::stream::unfold(
         state,
-        move |state| {
-            let name = name.clone();
-            async move {
-                let (mut reader, sender, slot) = state?;
-                let item = match tokio::time::timeout(idle, read_frame(&mut reader, limit)).await {
-                    Err(_) => Err(RpcError::DeadlineExceeded(idle)),
-                    Ok(Ok(Some(StreamFrame::Message(bytes)))) => Ok(Some(bytes)),
-                    Ok(Ok(Some(StreamFrame::Error(error)))) => Err(RpcError::Remote {
-                        message: error.message.unwrap_or_default(),
-                    }),
-                    Ok(Ok(None)) => Ok(None),
-                    Ok(Err(err)) => Err(call_error(err, &name)),
-                };
-                match item.and_then(|bytes| {
-                    bytes
-                        .map(|bytes| decode_as::<Resp>(&bytes, "a response"))
-                        .transpose()
-                }) {
-                    Ok(Some(response)) => Some((Ok(response), Some((reader, sender, slot)))),
-                    Ok(None) => None,
-                    Err(err) => Some((Err(err), None)),
-                }
+        move |state| async move {
+            let (mut reader, sender, slot, name) = state?;
+            let item = match tokio::time::timeout(idle, read_frame(&mut reader, limit)).await {
+                Err(_) => Err(RpcError::DeadlineExceeded(idle)),
+                Ok(Ok(Some(StreamFrame::Message(bytes)))) => Ok(Some(bytes)),
+                Ok(Ok(Some(StreamFrame::Error(error)))) => Err(RpcError::Remote {
+                    message: error.message.unwrap_or_default(),
+                }),
+                Ok(Ok(None)) => Ok(None),
+                Ok(Err(err)) => Err(call_error(err, &name)),
+            };
+            match item.and_then(|bytes| {
+                bytes
+                    .map(|bytes| decode_as::<Resp>(&bytes, "a response"))
+                    .transpose()
+            }) {
+                Ok(Some(response)) => Some((Ok(response), Some((reader, sender, slot, name)))),
+                Ok(None) => None,
+                Err(err) => Some((Err(err), None)),
             }
         },
     )))

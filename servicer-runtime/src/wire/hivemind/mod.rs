@@ -40,7 +40,7 @@ use libp2p::{PeerId, StreamProtocol};
 
 pub use error::HivemindWireError;
 
-use super::{Call, Connector, Dispatch, Encode, WireId, WireImpl};
+use super::{Call, Connector, Dispatch, Encode, Message, WireId, WireImpl};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// hivemind 1.1.12's wire: each handler is a libp2p protocol named `Class.rpc_x` (no leading
@@ -104,8 +104,8 @@ impl WireId for Hivemind {
 impl WireImpl for Hivemind {
     fn serve_unary<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(Req, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, E>> + Send + 'static,
@@ -115,8 +115,8 @@ impl WireImpl for Hivemind {
 
     fn serve_stream_unary<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(RequestStream<Req>, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, E>> + Send + 'static,
@@ -136,8 +136,8 @@ impl WireImpl for Hivemind {
 
     fn serve_unary_stream<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(Req, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ResponseStream<Resp>, E>> + Send + 'static,
@@ -155,8 +155,8 @@ impl WireImpl for Hivemind {
 
     fn serve_stream_stream<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(RequestStream<Req>, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ResponseStream<Resp>, E>> + Send + 'static,
@@ -197,8 +197,8 @@ impl WireImpl for Hivemind {
     ) -> impl Future<Output = Result<Resp, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
     {
         client::unary(call, request)
     }
@@ -209,8 +209,8 @@ impl WireImpl for Hivemind {
     ) -> impl Future<Output = Result<Resp, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         S: Stream<Item = Req> + Send + 'static,
     {
         client::stream_unary(call, requests)
@@ -222,8 +222,8 @@ impl WireImpl for Hivemind {
     ) -> impl Future<Output = Result<ResponseStream<Resp>, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
     {
         client::stream_stream(call, futures::stream::iter([request]))
     }
@@ -234,8 +234,8 @@ impl WireImpl for Hivemind {
     ) -> impl Future<Output = Result<ResponseStream<Resp>, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         S: Stream<Item = Req> + Send + 'static,
     {
         client::stream_stream(call, requests)

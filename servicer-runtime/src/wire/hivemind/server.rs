@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::HivemindWireError;
 use super::frames::{StreamFrame, read_frame, write_frame};
 use super::unary::{UnaryOutcome, UnaryReply, UnaryRequest, read_envelope, write_envelope};
-use crate::wire::{Admission, Dispatch, Encode, REQUEST_PREFETCH, Route, caller_gone};
+use crate::wire::{Admission, Dispatch, Encode, Message, REQUEST_PREFETCH, Route, caller_gone};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// A unary handler with its types erased: request bytes in, response bytes or the error text out.
@@ -45,8 +45,8 @@ pub enum HivemindServe {
 
 pub(super) fn erase_unary<Req, Resp, E, F, Fut>(f: F) -> HivemindServe
 where
-    Req: Encode<super::Hivemind> + Send + 'static,
-    Resp: Encode<super::Hivemind> + Send + 'static,
+    Req: Message<super::Hivemind>,
+    Resp: Message<super::Hivemind>,
     E: std::fmt::Display + Send + 'static,
     F: Fn(Req, RpcContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, E>> + Send + 'static,
@@ -77,13 +77,13 @@ where
 pub(super) fn encode<M: Encode<super::Hivemind>>(message: &M) -> Result<Vec<u8>, RpcError> {
     let mut bytes = bytes::BytesMut::new();
     message.encode(&mut bytes)?;
-    Ok(bytes.to_vec())
+    Ok(Vec::from(bytes))
 }
 
 /// The raw request stream, decoded.
 pub(super) fn decode_requests<Req>(requests: RequestStream<Bytes>) -> RequestStream<Req>
 where
-    Req: Encode<super::Hivemind> + Send + 'static,
+    Req: Message<super::Hivemind>,
 {
     RequestStream::new(requests.map(|item| item.and_then(|bytes| decode_request(&bytes))))
 }
@@ -114,7 +114,7 @@ pub(super) async fn first_request<Req: Encode<super::Hivemind>>(
 /// A handler's responses, encoded.
 pub(super) fn encode_responses<Resp>(responses: ResponseStream<Resp>) -> ResponseStream<Vec<u8>>
 where
-    Resp: Encode<super::Hivemind> + Send + 'static,
+    Resp: Message<super::Hivemind>,
 {
     ResponseStream::new(responses.map(|item| item.and_then(|m| encode(&m))))
 }

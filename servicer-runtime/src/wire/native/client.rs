@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use super::frame::{self, Frame, FrameKind, Out, WireError};
 use super::io::{Io, framed};
 use super::pool::PooledStream;
 use super::{Native, PROTOCOL, codec};
-use crate::wire::{AbortOnDrop, Call, Connector, Encode};
+use crate::wire::{AbortOnDrop, Call, Connector, Encode, Message};
 use crate::{ResponseStream, RpcError, RpcKind};
 
 /// A stream in use by one call, with the slot it holds.
@@ -99,7 +98,7 @@ where
     Req: Encode<Native>,
     R: AsRef<[Req]>,
 {
-    let connector = &**call.connector;
+    let connector = call.connector;
     let limit = connector.settings().max_message_size;
     let mut lease = lease(connector).await?;
     loop {
@@ -132,7 +131,7 @@ async fn start_streaming<C, Req, S>(
 ) -> Result<(Lease, impl Stream<Item = Req> + Send + 'static, bool), RpcError>
 where
     C: Connector,
-    Req: Encode<Native> + Send + 'static,
+    Req: Message<Native>,
     S: Stream<Item = Req> + Send + 'static,
 {
     let mut requests = Box::pin(requests.fuse());
@@ -148,7 +147,7 @@ where
     Req: Encode<Native>,
     Resp: Encode<Native>,
 {
-    let connector = &**call.connector;
+    let connector = call.connector;
     call.within(async {
         let (mut lease, ..) = start(&call, RpcKind::UnaryUnary, [request], false).await?;
         let frame = lease.stream.io.next().await;
@@ -167,11 +166,11 @@ pub(super) async fn stream_unary<C, Req, Resp, S>(
 ) -> Result<Resp, RpcError>
 where
     C: Connector,
-    Req: Encode<Native> + Send + 'static,
+    Req: Message<Native>,
     Resp: Encode<Native>,
     S: Stream<Item = Req> + Send + 'static,
 {
-    let connector = &**call.connector;
+    let connector = call.connector;
     let (lease, requests, ended) = start_streaming(&call, RpcKind::StreamUnary, requests).await?;
     let Lease {
         stream: PooledStream { mut io, connection },
@@ -225,8 +224,8 @@ pub(super) async fn unary_stream<C, Req, Resp>(
 ) -> Result<ResponseStream<Resp>, RpcError>
 where
     C: Connector,
-    Req: Encode<Native> + Send + 'static,
-    Resp: Encode<Native> + Send + 'static,
+    Req: Message<Native>,
+    Resp: Message<Native>,
 {
     let (lease, ..) = call
         .within(start(&call, RpcKind::UnaryStream, [request], false))
@@ -245,8 +244,8 @@ pub(super) async fn stream_stream<C, Req, Resp, S>(
 ) -> Result<ResponseStream<Resp>, RpcError>
 where
     C: Connector,
-    Req: Encode<Native> + Send + 'static,
-    Resp: Encode<Native> + Send + 'static,
+    Req: Message<Native>,
+    Resp: Message<Native>,
     S: Stream<Item = Req> + Send + 'static,
 {
     let (lease, requests, ended) = start_streaming(&call, RpcKind::StreamStream, requests).await?;
@@ -279,11 +278,11 @@ fn recycle<C: Connector>(connector: &C, io: Option<Io>, connection: ConnectionId
 }
 
 /// Turns the read side of a call into the caller's response stream.
-fn responses<C, Req, Resp>(connector: Arc<C>, open: OpenCall<Req>) -> ResponseStream<Resp>
+fn responses<C, Req, Resp>(connector: C, open: OpenCall<Req>) -> ResponseStream<Resp>
 where
     C: Connector,
-    Req: Encode<Native> + Send + 'static,
-    Resp: Encode<Native> + Send + 'static,
+    Req: Message<Native>,
+    Resp: Message<Native>,
 {
     let settings = connector.settings();
     ResponseStream::new(Responses {
@@ -302,7 +301,7 @@ where
 struct Responses<C, Req, Resp> {
     /// `None` once the responses ended (the stream went back to the pool or was closed).
     call: Option<OpenCall<Req>>,
-    connector: Arc<C>,
+    connector: C,
     limit: usize,
     idle: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
@@ -314,7 +313,7 @@ struct Responses<C, Req, Resp> {
 impl<C, Req, Resp> Stream for Responses<C, Req, Resp>
 where
     C: Connector,
-    Req: Encode<Native> + Send + 'static,
+    Req: Message<Native>,
     Resp: Encode<Native>,
 {
     type Item = Result<Resp, RpcError>;
@@ -353,7 +352,7 @@ where
             Ok(None) => {
                 if let Some(call) = this.call.take() {
                     let connection = call.connection;
-                    recycle(&*this.connector, call.into_reusable(), connection);
+                    recycle(&this.connector, call.into_reusable(), connection);
                 }
                 Poll::Ready(None)
             }

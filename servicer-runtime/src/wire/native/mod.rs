@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 pub use pool::Pool;
 use server::ServeFn;
 
-use super::{Call, Connector, Dispatch, Encode, WireId, WireImpl};
+use super::{Call, Connector, Dispatch, Encode, Message, WireId, WireImpl};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// The one protocol of the native wire; the handler's name travels in each call's header.
@@ -55,8 +55,8 @@ impl WireId for Native {
 impl WireImpl for Native {
     fn serve_unary<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(Req, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, E>> + Send + 'static,
@@ -67,8 +67,8 @@ impl WireImpl for Native {
 
     fn serve_stream_unary<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(RequestStream<Req>, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, E>> + Send + 'static,
@@ -79,8 +79,8 @@ impl WireImpl for Native {
 
     fn serve_unary_stream<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(Req, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ResponseStream<Resp>, E>> + Send + 'static,
@@ -91,8 +91,8 @@ impl WireImpl for Native {
 
     fn serve_stream_stream<Req, Resp, E, F, Fut>(f: F) -> Self::Serve
     where
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         E: Display + Send + 'static,
         F: Fn(RequestStream<Req>, RpcContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ResponseStream<Resp>, E>> + Send + 'static,
@@ -124,8 +124,8 @@ impl WireImpl for Native {
     ) -> impl Future<Output = Result<Resp, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
     {
         client::unary(call, request)
     }
@@ -136,8 +136,8 @@ impl WireImpl for Native {
     ) -> impl Future<Output = Result<Resp, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         S: Stream<Item = Req> + Send + 'static,
     {
         client::stream_unary(call, requests)
@@ -149,8 +149,8 @@ impl WireImpl for Native {
     ) -> impl Future<Output = Result<ResponseStream<Resp>, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
     {
         client::unary_stream(call, request)
     }
@@ -161,8 +161,8 @@ impl WireImpl for Native {
     ) -> impl Future<Output = Result<ResponseStream<Resp>, RpcError>> + Send
     where
         C: Connector,
-        Req: Encode<Self> + Send + 'static,
-        Resp: Encode<Self> + Send + 'static,
+        Req: Message<Self>,
+        Resp: Message<Self>,
         S: Stream<Item = Req> + Send + 'static,
     {
         client::stream_stream(call, requests)

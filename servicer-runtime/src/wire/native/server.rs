@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use super::codec;
 use super::frame::{CallHeader, Frame, FrameKind, Out, WireError};
 use super::io::{Io, framed, shrink_buffers};
-use crate::wire::{Admission, CallSettings, Dispatch, Encode, REQUEST_PREFETCH, caller_gone};
+use crate::wire::{
+    Admission, CallSettings, Dispatch, Encode, Message, REQUEST_PREFETCH, caller_gone,
+};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// A native handler with its types erased.
@@ -208,7 +210,7 @@ async fn pump_requests<S>(
     }
 }
 
-fn request_stream<Req: Encode<super::Native> + Send + 'static>(
+fn request_stream<Req: Message<super::Native>>(
     rx: mpsc::Receiver<Result<Bytes, RpcError>>,
     limit: usize,
 ) -> RequestStream<Req> {
@@ -302,7 +304,7 @@ async fn finish_streaming<Resp: Encode<super::Native>>(
 
 pub(super) async fn serve_unary<Req, Resp, E, F, Fut>(f: Arc<F>, call: ServerCall) -> CallOutcome
 where
-    Req: Encode<super::Native> + Send + 'static,
+    Req: Message<super::Native>,
     Resp: Encode<super::Native>,
     E: Display,
     F: Fn(Req, RpcContext) -> Fut,
@@ -343,7 +345,7 @@ pub(super) async fn serve_stream_unary<Req, Resp, E, F, Fut>(
     call: ServerCall,
 ) -> CallOutcome
 where
-    Req: Encode<super::Native> + Send + 'static,
+    Req: Message<super::Native>,
     Resp: Encode<super::Native>,
     E: Display,
     F: Fn(RequestStream<Req>, RpcContext) -> Fut,
@@ -366,7 +368,7 @@ pub(super) async fn serve_unary_stream<Req, Resp, E, F, Fut>(
     call: ServerCall,
 ) -> CallOutcome
 where
-    Req: Encode<super::Native> + Send + 'static,
+    Req: Message<super::Native>,
     Resp: Encode<super::Native>,
     E: Display,
     F: Fn(Req, RpcContext) -> Fut,
@@ -400,7 +402,7 @@ pub(super) async fn serve_stream_stream<Req, Resp, E, F, Fut>(
     call: ServerCall,
 ) -> CallOutcome
 where
-    Req: Encode<super::Native> + Send + 'static,
+    Req: Message<super::Native>,
     Resp: Encode<super::Native>,
     E: Display,
     F: Fn(RequestStream<Req>, RpcContext) -> Fut,
