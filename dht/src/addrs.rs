@@ -55,6 +55,11 @@ impl AddrList {
         self.iter().count()
     }
 
+    /// The bytes the list takes (about what it takes on the wire).
+    pub(crate) fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// No address at all.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()

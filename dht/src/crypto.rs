@@ -1,9 +1,15 @@
-//! Owned records: [`SignatureValidator`] lets only the holder of a key write records whose key or
+//! Owned records: [`SignatureValidator`] lets only the holder of a key write records whose
 //! subkey names that key as owner (hivemind's `RSASignatureValidator`, with the node's Ed25519
 //! libp2p key instead of RSA).
 //!
+//! Owner markers protect subkeys only. A key travels as its hash, so a marker in a key is not
+//! seen by any validator: [`DhtNode::store`](crate::DhtNode::store) refuses such keys with
+//! [`DhtError::OwnerMarkerInKey`](crate::DhtError::OwnerMarkerInKey) rather than store them
+//! unprotected. A key holding a dictionary with owned subkeys cannot be replaced by a regular
+//! value ([`Rejection::Protected`](crate::Rejection::Protected)).
+//!
 //! # Formats
-//! - Owner marker, put anywhere in a key or subkey: `[owner:` + base64 (standard, padded) of the
+//! - Owner marker, put anywhere in a subkey: `[owner:` + base64 (standard, padded) of the
 //!   libp2p protobuf encoding of the public key + `]`.
 //! - Signature marker, appended to the value: `[signature:` + base64 of the 64-byte Ed25519
 //!   signature + `]`.

@@ -24,6 +24,11 @@ pub enum DhtError {
         /// The limit.
         limit: usize,
     },
+    /// A key with an owner marker: keys travel hashed, so a marker in one protects nothing.
+    #[error(
+        "the key holds an owner marker, which protects nothing in a key (keys travel hashed): put it in the subkey"
+    )]
+    OwnerMarkerInKey,
     /// A request with more keys than the node serves at once.
     #[error("request of {count} keys exceeds the limit of {limit} keys per request")]
     TooManyKeys {

@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use servicer_runtime::PeerId;
@@ -28,6 +29,22 @@ pub struct Limits {
     /// The most records all remote peers together may have written and that are still held.
     /// Default 1,000,000.
     pub max_records: usize,
+    /// The most value bytes (subkeys included) that one remote peer may have written and that are
+    /// still held, in storage and cache. Default 64 MiB.
+    pub max_bytes_per_peer: usize,
+    /// The most value bytes all remote peers together may have written and that are still held.
+    /// Default 1 GiB.
+    pub max_bytes: usize,
+    /// The furthest in the future a record may expire: stores past it are refused
+    /// ([`Rejection::ExpiresTooLate`]), and values that other nodes answer with past it are taken
+    /// as not found, so that nobody pins a record, or wins every lookup of a key, for good.
+    /// Default 24 hours.
+    pub max_ttl: Duration,
+    /// The most bytes of values and node records one `rpc_find` answer carries. Keys whose value
+    /// does not fit are answered without it (with their nearest nodes), a key asked twice is
+    /// answered once. Keep it above [`max_value_size`](Self::max_value_size) and below the
+    /// node's message size. Default 3 MiB (the message cap is 4 MiB).
+    pub max_answer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +55,10 @@ impl Default for Limits {
             max_subkeys_per_dictionary: 16_384,
             max_records_per_peer: 100_000,
             max_records: 1_000_000,
+            max_bytes_per_peer: 64 << 20,
+            max_bytes: 1 << 30,
+            max_ttl: Duration::from_secs(24 * 60 * 60),
+            max_answer_bytes: 3 << 20,
         }
     }
 }
@@ -72,6 +93,36 @@ impl Limits {
         self.max_records = records;
         self
     }
+
+    /// Sets [`max_bytes_per_peer`](Self::max_bytes_per_peer).
+    pub fn with_max_bytes_per_peer(mut self, bytes: usize) -> Self {
+        self.max_bytes_per_peer = bytes;
+        self
+    }
+
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn with_max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_ttl`](Self::max_ttl).
+    pub fn with_max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = ttl;
+        self
+    }
+
+    /// Sets [`max_answer_bytes`](Self::max_answer_bytes).
+    pub fn with_max_answer_bytes(mut self, bytes: usize) -> Self {
+        self.max_answer_bytes = bytes;
+        self
+    }
+
+    /// Whether an expiration is one this node accepts at `now`: finite, and at most
+    /// [`max_ttl`](Self::max_ttl) ahead.
+    pub(crate) fn acceptable_expiration(&self, expiration_time: DhtTime, now: DhtTime) -> bool {
+        expiration_time.is_finite() && expiration_time <= now + self.max_ttl.as_secs_f64()
+    }
 }
 
 /// Why a node did not store an item: the per-item answer of `rpc_store`.
@@ -93,12 +144,21 @@ pub enum Rejection {
     /// The dictionary would exceed [`Limits::max_subkeys_per_dictionary`].
     #[error("the dictionary has as many subkeys as the node accepts")]
     TooManySubkeys,
-    /// The sender holds [`Limits::max_records_per_peer`] records on this node already.
+    /// The sender holds [`Limits::max_records_per_peer`] records or
+    /// [`Limits::max_bytes_per_peer`] bytes on this node already.
     #[error("the sender's quota of stored records is used up")]
     PeerQuotaExceeded,
-    /// Remote peers hold [`Limits::max_records`] records on this node already.
+    /// Remote peers hold [`Limits::max_records`] records or [`Limits::max_bytes`] bytes on this
+    /// node already.
     #[error("the node stores as many records as it accepts")]
     StorageFull,
+    /// The expiration is further ahead than [`Limits::max_ttl`].
+    #[error("the record expires later than the node accepts")]
+    ExpiresTooLate,
+    /// The key holds a dictionary with subkeys their owners signed: only a dictionary store may
+    /// add to it, not a regular value that would replace it.
+    #[error("the key holds records their owners signed")]
+    Protected,
     /// The node refused without a reason: hivemind's wire answers a bare `false` (an outdated or
     /// invalid record, as far as hivemind's rules go).
     #[error("the node refused the record")]
@@ -108,15 +168,31 @@ pub enum Rejection {
 /// One record: a key and its subkey (msgpack bytes, or the regular-value marker).
 pub(crate) type RecordId = (DhtId, Vec<u8>);
 
-/// Who wrote the records remote peers stored, so that [`Limits::max_records_per_peer`] and
-/// [`Limits::max_records`] can be enforced. A record counts against its writer until it expires
-/// or someone else overwrites it.
+/// Who wrote the records remote peers stored, so that the record and byte quotas of [`Limits`]
+/// can be enforced. A record counts against its writer until it expires or someone else
+/// overwrites it; only records actually stored are counted.
 #[derive(Default)]
 pub(crate) struct Writers {
-    by_record: HashMap<RecordId, (PeerId, DhtTime)>,
-    per_peer: HashMap<PeerId, usize>,
+    by_record: HashMap<RecordId, Written>,
+    per_peer: HashMap<PeerId, Usage>,
+    /// Bytes of every record in `by_record`.
+    bytes: usize,
     /// Expirations, soonest first; entries of overwritten records are skipped when popped.
     expiry: BinaryHeap<Reverse<(Expiration, RecordId)>>,
+}
+
+/// One counted record.
+struct Written {
+    writer: PeerId,
+    expiration_time: DhtTime,
+    bytes: usize,
+}
+
+/// What one peer has written and is still held.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    records: usize,
+    bytes: usize,
 }
 
 /// An expiration time ordered by `f64::total_cmp`.
@@ -150,7 +226,7 @@ impl Writers {
             if self
                 .by_record
                 .get(&record)
-                .is_some_and(|(_, exp)| *exp == at.0)
+                .is_some_and(|w| w.expiration_time == at.0)
             {
                 self.release(&record);
             }
@@ -160,66 +236,94 @@ impl Writers {
             self.expiry = self
                 .by_record
                 .iter()
-                .map(|(record, (_, exp))| Reverse((Expiration(*exp), record.clone())))
+                .map(|(record, w)| Reverse((Expiration(w.expiration_time), record.clone())))
                 .collect();
         }
     }
 
-    /// Whether `writer` may write `records` within its quota and the node's.
+    /// Whether `writer` may write `records` (each with its size in bytes) within its quotas and
+    /// the node's.
     pub fn check<'a>(
         &self,
         limits: &Limits,
         writer: &PeerId,
-        records: impl IntoIterator<Item = &'a RecordId>,
+        records: impl IntoIterator<Item = (&'a RecordId, usize)>,
     ) -> Result<(), Rejection> {
-        let mut theirs_new = 0;
-        let mut new = 0;
-        for record in records {
+        let mut usage = self.per_peer.get(writer).copied().unwrap_or_default();
+        let mut records_total = self.by_record.len();
+        let mut bytes_total = self.bytes;
+        for (record, bytes) in records {
             match self.by_record.get(record) {
-                Some((owner, _)) if owner == writer => {}
-                Some(_) => theirs_new += 1,
+                Some(w) if w.writer == *writer => {
+                    usage.bytes = usage.bytes.saturating_sub(w.bytes) + bytes;
+                    bytes_total = bytes_total.saturating_sub(w.bytes) + bytes;
+                }
+                Some(w) => {
+                    usage.records += 1;
+                    usage.bytes += bytes;
+                    bytes_total = bytes_total.saturating_sub(w.bytes) + bytes;
+                }
                 None => {
-                    theirs_new += 1;
-                    new += 1;
+                    usage.records += 1;
+                    usage.bytes += bytes;
+                    records_total += 1;
+                    bytes_total += bytes;
                 }
             }
         }
-        if self.per_peer.get(writer).copied().unwrap_or(0) + theirs_new
-            > limits.max_records_per_peer
-        {
+        if usage.records > limits.max_records_per_peer || usage.bytes > limits.max_bytes_per_peer {
             return Err(Rejection::PeerQuotaExceeded);
         }
-        if self.by_record.len() + new > limits.max_records {
+        if records_total > limits.max_records || bytes_total > limits.max_bytes {
             return Err(Rejection::StorageFull);
         }
         Ok(())
     }
 
-    /// Records that `writer` wrote `record` (`None`: this node itself, which has no quota).
-    pub fn wrote(&mut self, writer: Option<PeerId>, record: RecordId, expiration_time: DhtTime) {
+    /// Records that `writer` wrote `record` of `bytes` bytes, and that it is stored (`None`: this
+    /// node itself, which has no quota).
+    pub fn wrote(
+        &mut self,
+        writer: Option<PeerId>,
+        record: RecordId,
+        expiration_time: DhtTime,
+        bytes: usize,
+    ) {
         self.release(&record);
         let Some(writer) = writer else { return };
-        *self.per_peer.entry(writer).or_default() += 1;
+        let usage = self.per_peer.entry(writer).or_default();
+        usage.records += 1;
+        usage.bytes += bytes;
+        self.bytes += bytes;
         self.expiry
             .push(Reverse((Expiration(expiration_time), record.clone())));
-        self.by_record.insert(record, (writer, expiration_time));
+        self.by_record.insert(
+            record,
+            Written {
+                writer,
+                expiration_time,
+                bytes,
+            },
+        );
     }
 
     fn release(&mut self, record: &RecordId) {
-        let Some((writer, _)) = self.by_record.remove(record) else {
+        let Some(written) = self.by_record.remove(record) else {
             return;
         };
-        if let Some(count) = self.per_peer.get_mut(&writer) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_peer.remove(&writer);
+        self.bytes = self.bytes.saturating_sub(written.bytes);
+        if let Some(usage) = self.per_peer.get_mut(&written.writer) {
+            usage.records -= 1;
+            usage.bytes = usage.bytes.saturating_sub(written.bytes);
+            if usage.records == 0 {
+                self.per_peer.remove(&written.writer);
             }
         }
     }
 
     /// How many held records `peer` wrote.
     pub fn records_of(&self, peer: &PeerId) -> usize {
-        self.per_peer.get(peer).copied().unwrap_or(0)
+        self.per_peer.get(peer).map_or(0, |usage| usage.records)
     }
 
     /// How many held records remote peers wrote.
@@ -243,21 +347,21 @@ mod tests {
             .with_max_records(3);
         let (a, b) = (PeerId::random(), PeerId::random());
         let mut writers = Writers::default();
-        writers.wrote(Some(a), rec(1), 10.0);
-        writers.wrote(Some(a), rec(2), 20.0);
+        writers.wrote(Some(a), rec(1), 10.0, 1);
+        writers.wrote(Some(a), rec(2), 20.0, 1);
         assert_eq!(
-            writers.check(&limits, &a, [&rec(3)]),
+            writers.check(&limits, &a, [(&rec(3), 1)]),
             Err(Rejection::PeerQuotaExceeded)
         );
         // Rewriting its own record is free.
-        assert_eq!(writers.check(&limits, &a, [&rec(2)]), Ok(()));
-        writers.wrote(Some(b), rec(3), 30.0);
+        assert_eq!(writers.check(&limits, &a, [(&rec(2), 1)]), Ok(()));
+        writers.wrote(Some(b), rec(3), 30.0, 1);
         assert_eq!(
-            writers.check(&limits, &b, [&rec(4)]),
+            writers.check(&limits, &b, [(&rec(4), 1)]),
             Err(Rejection::StorageFull)
         );
         // b overwrites a's record: it moves to b's count.
-        writers.wrote(Some(b), rec(1), 40.0);
+        writers.wrote(Some(b), rec(1), 40.0, 1);
         assert_eq!((writers.records_of(&a), writers.records_of(&b)), (1, 2));
         // The stale heap entry of rec(1) at 10.0 must not release b's record.
         writers.expire(15.0);
@@ -265,7 +369,7 @@ mod tests {
         writers.expire(25.0);
         assert_eq!((writers.records_of(&a), writers.len()), (0, 2));
         // The node's own write takes a record out of the accounting.
-        writers.wrote(None, rec(3), 50.0);
+        writers.wrote(None, rec(3), 50.0, 1);
         assert_eq!((writers.records_of(&b), writers.len()), (1, 1));
     }
 
@@ -274,7 +378,7 @@ mod tests {
         let mut writers = Writers::default();
         let a = PeerId::random();
         for i in 0..5000 {
-            writers.wrote(Some(a), rec(1), 100.0 + i as f64);
+            writers.wrote(Some(a), rec(1), 100.0 + i as f64, 1);
         }
         writers.expire(0.0);
         assert!(writers.expiry.len() <= 1024 + 2);

@@ -170,6 +170,14 @@ pub struct FindResponse {
 }
 
 impl StoreValue {
+    /// How many records it writes: one, or one per dictionary entry.
+    pub(crate) fn records(&self) -> usize {
+        match self {
+            StoreValue::Regular(_) | StoreValue::Subkey { .. } => 1,
+            StoreValue::Dictionary(entries) => entries.len(),
+        }
+    }
+
     /// What to send to store a value as this node holds it.
     pub(crate) fn from_stored(value: &StoredValue) -> StoreValue {
         match value {
@@ -180,23 +188,16 @@ impl StoreValue {
 }
 
 impl FoundValue {
-    /// What to answer for a key, from what this node holds under it.
-    pub(crate) fn from_stored(stored: Option<ValueWithExpiration<StoredValue>>) -> FoundValue {
-        match stored {
-            None => FoundValue::NotFound,
-            Some(ValueWithExpiration {
-                value: StoredValue::Regular(value),
-                expiration_time,
-            }) => FoundValue::Regular {
-                value,
-                expiration_time,
+    /// What to answer for a key that holds `stored`, copying each byte once.
+    pub(crate) fn of(stored: &ValueWithExpiration<StoredValue>) -> FoundValue {
+        match &stored.value {
+            StoredValue::Regular(value) => FoundValue::Regular {
+                value: value.clone(),
+                expiration_time: stored.expiration_time,
             },
-            Some(ValueWithExpiration {
-                value: StoredValue::Dictionary(dict),
-                expiration_time,
-            }) => FoundValue::Dictionary {
-                entries: DictEntry::all_of(&dict),
-                expiration_time,
+            StoredValue::Dictionary(dict) => FoundValue::Dictionary {
+                entries: DictEntry::all_of(dict),
+                expiration_time: stored.expiration_time,
             },
         }
     }
@@ -206,12 +207,10 @@ impl DictEntry {
     /// A dictionary's subkeys as they go on the wire (expired ones included: the receiver drops
     /// them).
     pub(crate) fn all_of(dict: &DictionaryDhtValue) -> Vec<DictEntry> {
-        dict.clone()
-            .snapshot()
-            .into_iter()
+        dict.entries()
             .map(|(subkey, v)| DictEntry {
-                subkey,
-                value: v.value,
+                subkey: subkey.clone(),
+                value: v.value.clone(),
                 expiration_time: v.expiration_time,
             })
             .collect()

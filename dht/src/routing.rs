@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use servicer_runtime::PeerId;
 
 use crate::time::{DhtTime, get_dht_time};
-use crate::{DhtId, FastMap};
+use crate::{DhtId, FastMap, FastSet};
 
 /// One k-bucket: the nodes whose ids start with `depth` bits of `lower`.
 #[derive(Debug, Clone)]
@@ -144,6 +144,8 @@ pub struct RoutingTable {
     buckets: Vec<KBucket>,
     id_to_peer: FastMap<DhtId, PeerId>,
     peer_to_id: FastMap<PeerId, DhtId>,
+    /// Known nodes that answered a call of this node's (the others are known by their word).
+    verified: FastSet<DhtId>,
 }
 
 impl RoutingTable {
@@ -155,6 +157,7 @@ impl RoutingTable {
             buckets: vec![KBucket::new(DhtId::MIN, 0, bucket_size.max(1))],
             id_to_peer: FastMap::default(),
             peer_to_id: FastMap::default(),
+            verified: FastSet::default(),
         }
     }
 
@@ -172,9 +175,17 @@ impl RoutingTable {
 
     /// Adds or refreshes a node. When its bucket is full and may not split, the node becomes a
     /// replacement and the least recently seen active node is returned: ping it, and remove it
-    /// if it does not answer.
+    /// if it does not answer. An id another peer holds is left to that peer.
     pub fn add_or_update_node(&mut self, id: DhtId, peer: PeerId) -> Option<(DhtId, PeerId)> {
         if id == self.node_id {
+            return None;
+        }
+        // An id belongs to the peer that holds it until that peer is removed.
+        if self
+            .id_to_peer
+            .get(&id)
+            .is_some_and(|holder| *holder != peer)
+        {
             return None;
         }
         if let Some(old) = self.peer_to_id.get(&peer).copied()
@@ -187,6 +198,7 @@ impl RoutingTable {
             let bucket = &mut self.buckets[index];
             let (active, evicted) = bucket.add_or_update(id, peer);
             if let Some((gone, gone_peer)) = evicted {
+                self.verified.remove(&gone);
                 self.id_to_peer.remove(&gone);
                 self.peer_to_id.remove(&gone_peer);
             }
@@ -211,13 +223,18 @@ impl RoutingTable {
     pub fn remove(&mut self, id: &DhtId) -> Option<PeerId> {
         let index = self.get_bucket_index(id);
         self.buckets[index].remove(id);
+        self.verified.remove(id);
         let peer = self.id_to_peer.remove(id)?;
         self.peer_to_id.remove(&peer);
         Some(peer)
     }
 
+    /// Marks a known node as having answered a call of this node's; true if it had not before.
+    pub fn mark_verified(&mut self, id: &DhtId) -> bool {
+        self.id_to_peer.contains_key(id) && self.verified.insert(*id)
+    }
+
     /// The peer of a known node (active or replacement).
-    #[cfg(test)]
     pub fn get_peer(&self, id: &DhtId) -> Option<PeerId> {
         self.id_to_peer.get(id).copied()
     }

@@ -267,6 +267,13 @@ impl DictionaryDhtValue {
         self.entries.len()
     }
 
+    /// Every entry held, expired ones included until they are dropped, without copying.
+    pub(crate) fn entries(
+        &self,
+    ) -> impl Iterator<Item = (&Vec<u8>, &ValueWithExpiration<Vec<u8>>)> {
+        self.entries.data.iter()
+    }
+
     /// Bytes of the subkeys and values held, expired ones included until they are dropped.
     pub(crate) fn bytes(&self) -> usize {
         self.entries
@@ -289,6 +296,22 @@ pub enum StoredValue {
     Regular(Vec<u8>),
     /// A dictionary value.
     Dictionary(DictionaryDhtValue),
+}
+
+impl StoredValue {
+    /// About how many bytes it takes in a message: its values and subkeys, and a little per
+    /// dictionary entry.
+    pub(crate) fn wire_size(&self) -> usize {
+        match self {
+            StoredValue::Regular(value) => value.len() + 16,
+            StoredValue::Dictionary(dict) => {
+                dict.entries()
+                    .map(|(s, v)| s.len() + v.value.len() + 24)
+                    .sum::<usize>()
+                    + 16
+            }
+        }
+    }
 }
 
 /// A node's storage (or cache): [`StoredValue`]s by key id.
@@ -377,6 +400,17 @@ impl DhtLocalStorage {
     /// The value under `key`, if not expired.
     pub fn get(&mut self, key: &DhtId) -> Option<&ValueWithExpiration<StoredValue>> {
         self.inner.get(key)
+    }
+
+    /// Whether `key` holds a dictionary with an unexpired subkey that names an owner: such a
+    /// dictionary may only be added to, never replaced by a regular value.
+    pub(crate) fn holds_owned_dictionary(&mut self, key: &DhtId) -> bool {
+        match self.inner.get_mut(key).map(|entry| &mut entry.value) {
+            Some(StoredValue::Dictionary(dict)) => dict
+                .items()
+                .any(|(subkey, _)| crate::crypto::has_owner_marker(subkey)),
+            _ => false,
+        }
     }
 
     /// How many subkeys the dictionary under `key` would have with `subkeys` added (a regular

@@ -7,7 +7,7 @@ use servicer_runtime::PeerId;
 use crate::id::DhtId;
 use crate::limits::Rejection;
 use crate::messages::StoreItem;
-use crate::protocol::DhtProtocol;
+use crate::protocol::{Contact, DhtProtocol};
 
 /// Records that `peer`, with DHT id `node_id` (`None`: a client-mode node), answered a request
 /// (`responded`) or failed one, exactly as an RPC outcome would: a new node gets the stored
@@ -19,7 +19,12 @@ pub fn update_routing_table(
     peer: PeerId,
     responded: bool,
 ) {
-    protocol.update_routing_table(node_id, peer, responded);
+    let contact = if responded {
+        Contact::Answered
+    } else {
+        Contact::Failed
+    };
+    protocol.update_routing_table(node_id, peer, contact);
 }
 
 /// Stores items on `protocol`'s own node, through the checks of a store request (limits,
@@ -27,4 +32,10 @@ pub fn update_routing_table(
 /// replica. A result per item.
 pub fn store_locally(protocol: &DhtProtocol, items: Vec<StoreItem>) -> Vec<Result<(), Rejection>> {
     protocol.apply_store(None, items)
+}
+
+/// The peer the routing table holds for the DHT id `node_id` (as an active node or a
+/// replacement).
+pub fn peer_of_node(protocol: &DhtProtocol, node_id: &DhtId) -> Option<PeerId> {
+    protocol.state().routing_table.get_peer(node_id)
 }

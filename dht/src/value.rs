@@ -6,6 +6,21 @@ use serde::de::DeserializeOwned;
 
 use crate::DhtError;
 
+/// Nesting allowed in a subkey: hivemind's keys are scalars or flat tuples.
+pub(crate) const MAX_MSGPACK_DEPTH: usize = 16;
+
+/// Whether `bytes` can be a dictionary subkey: exactly one msgpack object, nested at most
+/// [`MAX_MSGPACK_DEPTH`] deep, and not nil (nil marks a regular value). Subkeys are spliced into
+/// the msgpack of whole dictionaries as they are, so one that is not a msgpack object would
+/// corrupt every answer that carries its dictionary.
+pub(crate) fn is_subkey(bytes: &[u8]) -> bool {
+    let mut cursor = std::io::Cursor::new(bytes);
+    matches!(
+        rmpv::decode::read_value_with_max_depth(&mut cursor, MAX_MSGPACK_DEPTH),
+        Ok(value) if !value.is_nil()
+    ) && cursor.position() as usize == bytes.len()
+}
+
 /// Encodes a value as msgpack (structs as maps with field names).
 pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, DhtError> {
     rmp_serde::to_vec_named(value).map_err(|e| DhtError::Encode(e.to_string()))
@@ -92,6 +107,17 @@ mod tests {
         uid: String,
         port: u16,
         load: f64,
+    }
+
+    #[test]
+    fn subkeys_are_one_msgpack_object() {
+        assert!(is_subkey(&encode_value("a").unwrap()));
+        assert!(is_subkey(&encode_value(&(1, "x")).unwrap()));
+        for bad in [&b""[..], b"\xc0", b"\xc1", b"\xa1a\x00", b"\x92\x01"] {
+            assert!(!is_subkey(bad), "{bad:?}");
+        }
+        let deep = [vec![0x91u8; 10_000], vec![0x01]].concat();
+        assert!(!is_subkey(&deep));
     }
 
     #[test]

@@ -293,8 +293,17 @@ async fn stored_values_replicate_to_newly_met_nodes() {
         servicer_dht::testing::store_locally(&proto, vec![item(key, regular(b"\x07"), t + 100.0)]),
         vec![Ok(())]
     );
-    // The newcomer pings `peer`; with no neighbours, `peer` hands it every stored value.
+    // The newcomer pings `peer` and asks it to ping back (as a node joining the DHT does):
+    // once it has answered, `peer`, with no neighbours, hands it every stored value. A node
+    // that only called is not sent values (tests/hostile/node_id_churn.rs).
     let (newcomer, newcomer_proto) = listener(&[&peer]).await;
+    assert!(
+        newcomer_proto
+            .call_ping(peer.peer_id(), true, true)
+            .await
+            .unwrap()
+            .is_some()
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         if newcomer_proto.stored_value(&key).is_some() {

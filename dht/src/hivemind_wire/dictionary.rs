@@ -6,11 +6,10 @@ use std::io::Cursor;
 use crate::error::DhtError;
 use crate::messages::DictEntry;
 use crate::time::DhtTime;
+use crate::value::MAX_MSGPACK_DEPTH;
 
 /// hivemind's msgpack ext code for `DictionaryDHTValue`.
 const DICTIONARY_EXT: i8 = 0x50;
-/// Nesting allowed inside a dictionary's subkeys: hivemind's keys are scalars or flat tuples.
-const MAX_MSGPACK_DEPTH: usize = 16;
 
 /// hivemind's `DictionaryDHTValue` as msgpack: ext 0x50 around
 /// `[maxsize (inf), latest_expiration_time, [[subkey, value, expiration_time], ...]]`, the subkey as a

@@ -100,11 +100,7 @@ pub(super) fn proto_find_request(request: &FindRequest) -> proto::FindRequest {
 pub(super) fn find_response(response: proto::FindResponse) -> Result<FindResponse, DhtError> {
     Ok(FindResponse {
         peer: node_info(response.peer)?,
-        results: response
-            .results
-            .into_iter()
-            .map(find_result)
-            .collect::<Result<_, _>>()?,
+        results: response.results.into_iter().map(find_result).collect(),
     })
 }
 
@@ -252,35 +248,45 @@ fn proto_find_result(result: FindResult) -> proto::FindResult {
     }
 }
 
-fn find_result(result: proto::FindResult) -> Result<FindResult, DhtError> {
+/// One result of a find response. What does not parse fails only itself: an unknown type or a
+/// dictionary that does not decode is taken as not found, a node whose id or peer id does not
+/// parse is passed over (as hivemind passes over bad peer ids), and misaligned node lists name
+/// no node.
+fn find_result(result: proto::FindResult) -> FindResult {
     let value = match proto::ResultType::try_from(result.r#type) {
-        Ok(proto::ResultType::NotFound) => FoundValue::NotFound,
         Ok(proto::ResultType::FoundRegular) => FoundValue::Regular {
             value: result.value,
             expiration_time: result.expiration_time,
         },
-        Ok(proto::ResultType::FoundDictionary) => FoundValue::Dictionary {
-            entries: decode_dictionary(&result.value)?.1,
-            expiration_time: result.expiration_time,
+        Ok(proto::ResultType::FoundDictionary) => match decode_dictionary(&result.value) {
+            Ok((_, entries)) => FoundValue::Dictionary {
+                entries,
+                expiration_time: result.expiration_time,
+            },
+            Err(err) => {
+                tracing::debug!(%err, "a find result's dictionary does not decode");
+                FoundValue::NotFound
+            }
         },
-        Err(_) => return Err(malformed(format!("result type {}", result.r#type))),
+        Ok(proto::ResultType::NotFound) | Err(_) => FoundValue::NotFound,
     };
-    if result.nearest_node_ids.len() != result.nearest_peer_ids.len() {
-        return Err(malformed("nearest node and peer ids are not aligned"));
-    }
-    let mut nearest = Vec::with_capacity(result.nearest_node_ids.len());
-    for (node_id, peer_id) in result.nearest_node_ids.iter().zip(result.nearest_peer_ids) {
-        let node_id = dht_id(node_id)?;
-        // Like hivemind, a peer id that does not parse is passed over, not fatal.
-        if let Ok(peer_id) = PeerId::from_bytes(&peer_id) {
-            nearest.push(PeerRecord {
-                node_id,
-                peer_id,
-                addrs: AddrList::default(),
-            });
-        }
-    }
-    Ok(FindResult { value, nearest })
+    let nearest = if result.nearest_node_ids.len() == result.nearest_peer_ids.len() {
+        result
+            .nearest_node_ids
+            .iter()
+            .zip(result.nearest_peer_ids)
+            .filter_map(|(node_id, peer_id)| {
+                Some(PeerRecord {
+                    node_id: dht_id(node_id).ok()?,
+                    peer_id: PeerId::from_bytes(&peer_id).ok()?,
+                    addrs: AddrList::default(),
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    FindResult { value, nearest }
 }
 
 #[cfg(test)]
@@ -374,12 +380,7 @@ mod tests {
     }
 
     fn find_response_round_trip(bytes: Vec<u8>, message: proto::FindResponse) {
-        let results: Vec<FindResult> = message
-            .results
-            .into_iter()
-            .map(find_result)
-            .collect::<Result<_, _>>()
-            .expect("translates");
+        let results: Vec<FindResult> = message.results.into_iter().map(find_result).collect();
         assert!(matches!(
             results.last().map(|r| &r.value),
             Some(FoundValue::Dictionary { .. })
@@ -406,5 +407,43 @@ mod tests {
             store_request(request),
             Err(DhtError::Malformed(_))
         ));
+    }
+
+    /// A result that does not parse fails only itself: the response and its other results stand.
+    #[test]
+    fn a_bad_find_result_fails_only_itself() {
+        let good = proto::FindResult {
+            r#type: proto::ResultType::FoundRegular as i32,
+            value: b"\x01".to_vec(),
+            expiration_time: 5.0,
+            nearest_node_ids: vec![vec![7; 20], vec![8; 3]],
+            nearest_peer_ids: vec![PeerId::random().to_bytes(), PeerId::random().to_bytes()],
+        };
+        let bad_dictionary = proto::FindResult {
+            r#type: proto::ResultType::FoundDictionary as i32,
+            value: b"\xc1".to_vec(),
+            ..proto::FindResult::default()
+        };
+        let misaligned = proto::FindResult {
+            r#type: 99,
+            nearest_node_ids: vec![vec![7; 20]],
+            ..proto::FindResult::default()
+        };
+        let response = find_response(proto::FindResponse {
+            auth: None,
+            results: vec![good, bad_dictionary, misaligned],
+            peer: None,
+        })
+        .expect("the response stands");
+        let [good, bad, misaligned] = &response.results[..] else {
+            panic!("three results")
+        };
+        assert!(matches!(good.value, FoundValue::Regular { .. }));
+        assert_eq!(good.nearest.len(), 1, "the 3-byte node id is passed over");
+        assert_eq!(
+            (&bad.value, misaligned.nearest.len()),
+            (&FoundValue::NotFound, 0)
+        );
+        assert_eq!(misaligned.value, FoundValue::NotFound);
     }
 }

@@ -10,6 +10,7 @@ use servicer_runtime::PeerId;
 
 use super::DhtNode;
 use super::cache::StoreOutcome;
+use crate::crypto::has_owner_marker;
 use crate::error::DhtError;
 use crate::id::{DhtId, Key};
 use crate::messages::{StoreItem, StoreValue};
@@ -54,6 +55,9 @@ impl DhtNode {
         expiration_time: DhtTime,
         subkey: Option<Key>,
     ) -> Result<bool, DhtError> {
+        if has_owner_marker(&key.to_msgpack()) {
+            return Err(DhtError::OwnerMarkerInKey);
+        }
         let limit = self.inner.config.protocol.limits.max_value_size;
         if value.len() > limit {
             return Err(DhtError::ValueTooLarge {
@@ -74,10 +78,14 @@ impl DhtNode {
             .all(|ok| ok))
     }
 
-    /// Stores many items; one result per item, in order.
+    /// Stores many items; one result per item, in order. An item whose key holds an owner marker
+    /// is not stored (see [`DhtError::OwnerMarkerInKey`]).
     pub async fn store_many(&self, items: Vec<StoreRequestItem>, exclude_self: bool) -> Vec<bool> {
         let mut by_key: HashMap<DhtId, Vec<usize>> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
+            if has_owner_marker(&item.key.to_msgpack()) {
+                continue;
+            }
             by_key
                 .entry(DhtId::generate(item.key.clone()))
                 .or_default()

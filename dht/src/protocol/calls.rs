@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use servicer_runtime::PeerId;
 
 use super::DhtProtocol;
+use super::rules::Contact;
 use super::wire::Remote;
 use crate::error::DhtError;
 use crate::id::DhtId;
@@ -66,7 +67,7 @@ impl DhtProtocol {
             Ok(response) => response,
             Err(err) => {
                 tracing::debug!(%peer, %err, "ping failed");
-                self.update_routing_table(self.id_of(&peer), peer, false);
+                self.update_routing_table(self.id_of(&peer), peer, Contact::Failed);
                 return Ok(None);
             }
         };
@@ -75,6 +76,12 @@ impl DhtProtocol {
             let max = MAX_DHT_TIME_DISCREPANCY_SECONDS;
             let problem = if !self.inner.config.client_mode && !response.available {
                 Some(DhtError::Unreachable { peer })
+            } else if !response.dht_time.is_finite() {
+                Some(DhtError::ClockSkew {
+                    peer,
+                    offset: response.dht_time,
+                    max,
+                })
             } else if response.dht_time != 0.0
                 && (response.dht_time < requested - max || response.dht_time > responded_at + max)
             {
@@ -94,7 +101,7 @@ impl DhtProtocol {
                 tracing::warn!("{problem}");
             }
         }
-        self.update_routing_table(peer_id, peer, peer_id.is_some());
+        self.update_routing_table(peer_id, peer, Contact::Answered);
         Ok(peer_id)
     }
 
@@ -124,7 +131,7 @@ impl DhtProtocol {
             };
             match response {
                 Ok(response) if response.results.len() == chunk.len() => {
-                    self.update_routing_table(response.peer.node_id, peer, true);
+                    self.update_routing_table(response.peer.node_id, peer, Contact::Answered);
                     results.extend(response.results);
                 }
                 Ok(_) => {
@@ -133,7 +140,7 @@ impl DhtProtocol {
                 }
                 Err(err) => {
                     tracing::debug!(%peer, %err, "store failed");
-                    self.update_routing_table(self.id_of(&peer), peer, false);
+                    self.update_routing_table(self.id_of(&peer), peer, Contact::Failed);
                     return None;
                 }
             }
@@ -182,27 +189,45 @@ impl DhtProtocol {
             }
             Err(err) => {
                 tracing::debug!(%peer, %err, "find failed");
-                self.update_routing_table(self.id_of(&peer), peer, false);
+                self.update_routing_table(self.id_of(&peer), peer, Contact::Failed);
                 return None;
             }
         };
-        self.update_routing_table(response.peer.node_id, peer, true);
+        self.update_routing_table(response.peer.node_id, peer, Contact::Answered);
+        let limits = &self.inner.config.limits;
+        let now = get_dht_time();
         let mut addresses = Vec::new();
         let outcomes = keys
             .into_iter()
             .zip(response.results)
             .map(|(key, result)| {
+                // A peer names at most a bucket of nodes per key: more is not taken in.
                 let nearest = result
                     .nearest
                     .into_iter()
+                    .take(self.inner.config.bucket_size)
                     .map(|record| {
                         addresses.push((record.peer_id, record.addrs));
                         (record.node_id, record.peer_id)
                     })
                     .collect();
-                // A value that fails validation counts as not found.
+                // A value that fails validation, or expires further ahead than this node would
+                // store, counts as not found.
                 let value = match result.value {
                     FoundValue::NotFound => None,
+                    FoundValue::Regular {
+                        expiration_time, ..
+                    } if !limits.acceptable_expiration(expiration_time, now) => None,
+                    FoundValue::Dictionary {
+                        ref entries,
+                        expiration_time,
+                    } if !limits.acceptable_expiration(expiration_time, now)
+                        || entries
+                            .iter()
+                            .any(|e| !limits.acceptable_expiration(e.expiration_time, now)) =>
+                    {
+                        None
+                    }
                     FoundValue::Regular {
                         ref value,
                         expiration_time,

@@ -5,8 +5,8 @@
 use servicer_macros::servicer;
 use servicer_runtime::{PeerId, RpcContext};
 
+use super::rules::Contact;
 use super::{DhtProtocol, ProtocolState};
-use crate::FastMap;
 use crate::addrs::AddrList;
 use crate::error::DhtError;
 use crate::id::DhtId;
@@ -16,6 +16,7 @@ use crate::messages::{
 };
 use crate::storage::StoredValue;
 use crate::time::{ValueWithExpiration, get_dht_time};
+use crate::{FastMap, FastSet};
 
 #[servicer(name = "DHTProtocol")]
 impl DhtProtocol {
@@ -38,11 +39,12 @@ impl DhtProtocol {
                     .flatten()
                     == Some(sender_id);
             }
-            self.update_routing_table(
-                Some(sender_id),
-                ctx.remote_peer(),
-                available || !request.validate,
-            );
+            let contact = if available || !request.validate {
+                Contact::Called
+            } else {
+                Contact::Failed
+            };
+            self.update_routing_table(Some(sender_id), ctx.remote_peer(), contact);
         }
         Ok(PingResponse {
             peer: self.node_info(),
@@ -60,8 +62,10 @@ impl DhtProtocol {
         self.check_request_size(request.items.len())?;
         self.remember_addresses(ctx.remote_peer(), &request.peer)
             .await;
-        self.update_routing_table(request.peer.node_id, ctx.remote_peer(), true);
-        let results = self.apply_store(Some(ctx.remote_peer()), request.items);
+        self.update_routing_table(request.peer.node_id, ctx.remote_peer(), Contact::Called);
+        let results = self
+            .apply_remote_store(ctx.remote_peer(), request.items)
+            .await;
         Ok(StoreResponse {
             peer: self.node_info(),
             results,
@@ -77,41 +81,25 @@ impl DhtProtocol {
         self.check_request_size(request.keys.len())?;
         self.remember_addresses(ctx.remote_peer(), &request.peer)
             .await;
-        self.update_routing_table(request.peer.node_id, ctx.remote_peer(), true);
-        let (values, nearest): (Vec<FoundValue>, Vec<Vec<(DhtId, PeerId)>>) = {
-            let mut state = self.state();
-            request
-                .keys
-                .iter()
-                .map(|key| {
-                    let ProtocolState {
-                        routing_table,
-                        storage,
-                        cache,
-                        ..
-                    } = &mut *state;
-                    let stored = newest(storage.get(key), cache.get(key));
-                    let nearest = routing_table.get_nearest_neighbors(
-                        key,
-                        self.inner.config.bucket_size,
-                        request.peer.node_id.as_ref(),
-                    );
-                    (FoundValue::from_stored(stored), nearest)
-                })
-                .unzip()
-        };
+        self.update_routing_table(request.peer.node_id, ctx.remote_peer(), Contact::Called);
+        let mut budget = self.inner.config.limits.max_answer_bytes;
+        let (values, nearest) = self.answers(&request.keys, request.peer.node_id, &mut budget);
         let with_addrs = self.inner.wire.carries_addresses();
         let mut unknown: Vec<PeerId> = Vec::new();
         let mut results: Vec<FindResult> = {
             let known = self.inner.addrs.known();
             let mut record = |(node_id, peer): (DhtId, PeerId)| {
-                let addrs = if with_addrs {
-                    known.get(&peer).cloned().unwrap_or_else(|| {
+                let addrs = match known.get(&peer) {
+                    Some(addrs) if with_addrs && addrs.byte_len() <= budget => {
+                        budget -= addrs.byte_len();
+                        addrs.clone()
+                    }
+                    None if with_addrs && budget >= ADDRS_ESTIMATE => {
+                        budget -= ADDRS_ESTIMATE;
                         unknown.push(peer);
                         AddrList::default()
-                    })
-                } else {
-                    AddrList::default()
+                    }
+                    _ => AddrList::default(),
                 };
                 PeerRecord {
                     node_id,
@@ -154,7 +142,51 @@ impl DhtProtocol {
     }
 }
 
+/// Bytes a node record costs in a find answer, addresses aside (id, peer id, framing).
+const RECORD_BYTES: usize = 96;
+
+/// Bytes set aside for the addresses of a node that the swarm is asked for.
+const ADDRS_ESTIMATE: usize = 128;
+
 impl DhtProtocol {
+    /// Per key: what to answer, and its nearest nodes, within `budget` bytes (what is left is
+    /// put back). A key asked again is answered once; a value that does not fit is left out.
+    fn answers(
+        &self,
+        keys: &[DhtId],
+        requester: Option<DhtId>,
+        budget: &mut usize,
+    ) -> (Vec<FoundValue>, Vec<Vec<(DhtId, PeerId)>>) {
+        let bucket_size = self.inner.config.bucket_size;
+        let mut answered: FastSet<DhtId> = FastSet::default();
+        let mut state = self.state();
+        let ProtocolState {
+            routing_table,
+            storage,
+            cache,
+            ..
+        } = &mut *state;
+        keys.iter()
+            .map(|key| {
+                if !answered.insert(*key) {
+                    return (FoundValue::NotFound, Vec::new());
+                }
+                let mut nearest =
+                    routing_table.get_nearest_neighbors(key, bucket_size, requester.as_ref());
+                nearest.truncate(*budget / RECORD_BYTES);
+                *budget -= nearest.len() * RECORD_BYTES;
+                let value = match newest(storage.get(key), cache.get(key)) {
+                    Some(stored) if stored.value.wire_size() <= *budget => {
+                        *budget -= stored.value.wire_size();
+                        FoundValue::of(stored)
+                    }
+                    _ => FoundValue::NotFound,
+                };
+                (value, nearest)
+            })
+            .unzip()
+    }
+
     fn check_request_size(&self, count: usize) -> Result<(), DhtError> {
         let limit = self.inner.config.limits.max_keys_per_request;
         if count > limit {
@@ -165,13 +197,13 @@ impl DhtProtocol {
 }
 
 /// The newer of what storage and cache hold (storage on a tie).
-fn newest(
-    a: Option<&ValueWithExpiration<StoredValue>>,
-    b: Option<&ValueWithExpiration<StoredValue>>,
-) -> Option<ValueWithExpiration<StoredValue>> {
+fn newest<'a>(
+    a: Option<&'a ValueWithExpiration<StoredValue>>,
+    b: Option<&'a ValueWithExpiration<StoredValue>>,
+) -> Option<&'a ValueWithExpiration<StoredValue>> {
     match (a, b) {
-        (Some(a), Some(b)) if b.expiration_time > a.expiration_time => Some(b.clone()),
-        (Some(a), _) => Some(a.clone()),
-        (None, b) => b.cloned(),
+        (Some(a), Some(b)) if b.expiration_time > a.expiration_time => Some(b),
+        (Some(a), _) => Some(a),
+        (None, b) => b,
     }
 }

@@ -10,6 +10,7 @@ mod addresses;
 mod calls;
 mod config;
 mod handlers;
+mod replication;
 mod rules;
 mod wire;
 
@@ -31,6 +32,7 @@ use crate::validation::CompositeValidator;
 pub use calls::FindOutcome;
 pub use config::ProtocolConfig;
 pub use handlers::DhtProtocolStub;
+pub(crate) use rules::Contact;
 pub(crate) use wire::{DhtWire, NativeWire, Remote, WireCall};
 
 /// The mutable state: routing table, storage and cache.
@@ -56,6 +58,10 @@ struct ProtocolInner {
     config: ProtocolConfig,
     state: Mutex<ProtocolState>,
     rpc_slots: Option<Semaphore>,
+    /// Replications to newly met nodes under way, and who recently had one.
+    replications: Mutex<replication::Replications>,
+    /// Blocking threads that may verify signatures of store requests at once: one per core.
+    verifiers: Semaphore,
 }
 
 /// The DHT's RPC layer: serves `rpc_ping`, `rpc_store` and `rpc_find` and calls them on others.
@@ -97,6 +103,10 @@ impl DhtProtocol {
                 addrs: addresses::AddressBook::default(),
                 node_id,
                 rpc_slots: config.parallel_rpc.map(Semaphore::new),
+                replications: Mutex::default(),
+                verifiers: Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                ),
                 config,
                 state: Mutex::new(state),
             }),
