@@ -85,6 +85,7 @@ impl P2P {
                     idle: config.stream_idle_deadline,
                 },
                 wait_for_call: config.server_idle_timeout,
+                request_timeout: config.request_timeout,
             },
             config.max_inbound_calls,
             config.max_inbound_calls_per_peer,
@@ -94,6 +95,7 @@ impl P2P {
             idle_connection_timeout: config.idle_connection_timeout,
             translate_names: wiring.translate_names,
             look_up_peers: wiring.look_up_peers,
+            limits: config.connection_limits,
         };
         let shared = Arc::new(Shared::new(local_peer, config, wiring, server.clone()));
         let mut swarm = transport::build(keypair, transport, Arc::new(ToServer(server)))?;

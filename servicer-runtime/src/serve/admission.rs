@@ -12,10 +12,16 @@ use crate::slots::PeerSlots;
 use crate::wire::{Admission, Route, WireId};
 use crate::{Interceptor, RpcContext, RpcError};
 
-/// Concurrent inbound calls, per peer and in total.
+/// Calls in flight under which a peer may take the reserved slots.
+const LIGHT_USE: usize = 4;
+
+/// Concurrent inbound calls, per peer and in total, with a fair share: the last eighth of the
+/// slots goes only to peers with fewer than [`LIGHT_USE`] calls in flight, so that a few peers
+/// that fill their own quota cannot lock every other peer out.
 pub(crate) struct InboundLimits {
     total: Arc<Semaphore>,
     peers: PeerSlots,
+    reserved: usize,
 }
 
 impl InboundLimits {
@@ -24,6 +30,7 @@ impl InboundLimits {
         InboundLimits {
             total: Arc::new(Semaphore::new(total)),
             peers: PeerSlots::new(per_peer),
+            reserved: total / 8,
         }
     }
 
@@ -50,6 +57,10 @@ impl InboundLimits {
     }
 
     fn try_acquire(&self, peer: PeerId) -> Option<[OwnedSemaphorePermit; 2]> {
+        if self.total.available_permits() <= self.reserved && self.peers.in_use(&peer) >= LIGHT_USE
+        {
+            return None;
+        }
         let peer = self.peers.try_acquire(peer)?;
         let total = self.total.clone().try_acquire_owned().ok()?;
         Some([total, peer])
@@ -79,5 +90,28 @@ impl Admission for Admitted {
         if let Some((interceptor, ctx)) = watched {
             interceptor.after(&ctx, ok, started.elapsed());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_eighth_is_kept_for_light_peers() {
+        let limits = InboundLimits::new(16, 16);
+        let (heavy, light) = (PeerId::random(), PeerId::random());
+        let held: Vec<_> = std::iter::from_fn(|| limits.try_acquire(heavy)).collect();
+        assert_eq!(held.len(), 14, "a peer fills all but the reserved two");
+        let light_held: Vec<_> = std::iter::from_fn(|| limits.try_acquire(light))
+            .take(4)
+            .collect();
+        assert_eq!(
+            light_held.len(),
+            2,
+            "a light peer still gets the reserved slots"
+        );
+        drop(held);
+        assert!(limits.try_acquire(heavy).is_some());
     }
 }

@@ -18,4 +18,7 @@ pub struct ServeSettings {
     pub call: CallSettings,
     /// How long a stream may wait for its next call.
     pub wait_for_call: Duration,
+    /// How long a new stream's call header, and a unary-input call's request, may take to
+    /// arrive; no slot is held until the request is in.
+    pub request_timeout: Duration,
 }

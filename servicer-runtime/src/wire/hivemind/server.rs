@@ -163,9 +163,14 @@ async fn serve_unary<D: Dispatch>(
     route: Route<super::Hivemind>,
     dispatch: &D,
 ) {
-    let settings = dispatch.settings().call;
-    let limit = settings.max_message_size;
-    let request = match tokio::time::timeout(settings.idle, read_envelope(&mut stream, limit)).await
+    let serve = dispatch.settings();
+    let limit = serve.call.max_message_size;
+    // No slot is held while the request arrives, and it must arrive soon.
+    let request = match tokio::time::timeout(
+        serve.request_timeout,
+        read_envelope(&mut stream, limit),
+    )
+    .await
     {
         Ok(Ok(envelope)) => UnaryRequest::from_envelope(envelope),
         Ok(Err(err)) => Err(err),

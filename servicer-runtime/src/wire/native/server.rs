@@ -32,6 +32,8 @@ pub struct ServerCall {
     pub io: Io,
     pub ctx: RpcContext,
     pub settings: CallSettings,
+    /// The request of a call with one request, read before the call was admitted.
+    pub request: Option<Bytes>,
 }
 
 /// How a call ended; `io` comes back when the stream can carry another call.
@@ -55,12 +57,15 @@ pub(super) async fn serve_stream<D: Dispatch>(
     let serve = dispatch.settings();
     let settings = serve.call;
     let mut io = framed(stream, settings.max_message_size);
+    // A new stream's first call must come soon; a reused stream may idle between calls.
+    let mut wait_for_call = serve.request_timeout;
     loop {
-        let frame = match tokio::time::timeout(serve.wait_for_call, io.next()).await {
+        let frame = match tokio::time::timeout(wait_for_call, io.next()).await {
             Err(_) | Ok(None) => return,
             Ok(Some(Err(err))) => return reject(io, err).await,
             Ok(Some(Ok(frame))) => frame,
         };
+        wait_for_call = serve.wait_for_call;
         let header: CallHeader = match expect_frame(frame, FrameKind::Call)
             .and_then(|payload| codec::decode(&payload, settings.max_message_size))
         {
@@ -74,6 +79,22 @@ pub(super) async fn serve_stream<D: Dispatch>(
                 return reject(io, err).await;
             }
         };
+        // A call with one request takes a slot only once that request is in.
+        let request = if header.kind.stream_input() {
+            None
+        } else {
+            match tokio::time::timeout(serve.request_timeout, io.next()).await {
+                Err(_) => {
+                    return reject(io, RpcError::DeadlineExceeded(serve.request_timeout)).await;
+                }
+                Ok(None) => return,
+                Ok(Some(Err(err))) => return reject(io, err).await,
+                Ok(Some(Ok(frame))) => match expect_frame(frame, FrameKind::Message) {
+                    Ok(payload) => Some(payload),
+                    Err(err) => return reject(io, err).await,
+                },
+            }
+        };
         let admission = match dispatch.admit(&route) {
             Ok(admission) => admission,
             Err(err) => return reject(io, err).await,
@@ -82,6 +103,7 @@ pub(super) async fn serve_stream<D: Dispatch>(
             io,
             ctx: route.ctx,
             settings,
+            request,
         })
         .await;
         admission.finish(outcome.ok);
@@ -119,22 +141,13 @@ fn expect_frame(frame: Frame, kind: FrameKind) -> Result<Bytes, RpcError> {
     }
 }
 
-/// Reads the one request of a unary-input call.
-async fn read_request<Req: Encode<super::Native>>(
-    io: &mut Io,
+/// Decodes the one request of a unary-input call, read before the call was admitted.
+fn decode_request<Req: Encode<super::Native>>(
+    request: Option<Bytes>,
     settings: CallSettings,
 ) -> Result<Req, RpcError> {
-    match tokio::time::timeout(settings.idle, io.next()).await {
-        Err(_) => Err(RpcError::DeadlineExceeded(settings.idle)),
-        Ok(None) => Err(RpcError::ConnectionClosed(
-            "caller closed before its request".into(),
-        )),
-        Ok(Some(Err(err))) => Err(err),
-        Ok(Some(Ok(frame))) => Req::decode(
-            &expect_frame(frame, FrameKind::Message)?,
-            settings.max_message_size,
-        ),
-    }
+    let bytes = request.ok_or_else(|| RpcError::Malformed("a call without its request".into()))?;
+    Req::decode(&bytes, settings.max_message_size)
 }
 
 /// Feeds request frames to a stream-input handler and sets `ended` at the caller's `End`;
@@ -314,8 +327,9 @@ where
         mut io,
         ctx,
         settings,
+        request,
     } = call;
-    let request = match read_request::<Req>(&mut io, settings).await {
+    let request = match decode_request::<Req>(request, settings) {
         Ok(request) => request,
         Err(err) => return rejected(io, err).await,
     };
@@ -351,7 +365,9 @@ where
     F: Fn(RequestStream<Req>, RpcContext) -> Fut,
     Fut: Future<Output = Result<Resp, E>>,
 {
-    let ServerCall { io, ctx, settings } = call;
+    let ServerCall {
+        io, ctx, settings, ..
+    } = call;
     let (mut writer, mut reader) = io.split::<Out<Resp>>();
     let (tx, rx) = mpsc::channel(REQUEST_PREFETCH);
     let requests = request_stream(rx, settings.max_message_size);
@@ -375,11 +391,12 @@ where
     Fut: Future<Output = Result<ResponseStream<Resp>, E>>,
 {
     let ServerCall {
-        mut io,
+        io,
         ctx,
         settings,
+        request,
     } = call;
-    let request = match read_request::<Req>(&mut io, settings).await {
+    let request = match decode_request::<Req>(request, settings) {
         Ok(request) => request,
         Err(err) => return rejected(io, err).await,
     };
@@ -408,7 +425,9 @@ where
     F: Fn(RequestStream<Req>, RpcContext) -> Fut,
     Fut: Future<Output = Result<ResponseStream<Resp>, E>>,
 {
-    let ServerCall { io, ctx, settings } = call;
+    let ServerCall {
+        io, ctx, settings, ..
+    } = call;
     let (mut writer, mut reader) = io.split::<Out<Resp>>();
     let (tx, rx) = mpsc::channel(REQUEST_PREFETCH);
     let requests = request_stream(rx, settings.max_message_size);
