@@ -6,6 +6,9 @@ use servicer_runtime::PeerId;
 
 use crate::FastMap;
 
+/// Peers with a failure history kept; past it, those not banned now are forgotten.
+const MAX_REMEMBERED: usize = 4096;
+
 /// Bans a peer for `base_time * backoff_rate ^ failures` after each failure (hivemind's
 /// `Blacklist`); a success clears it.
 #[derive(Debug, Clone)]
@@ -48,6 +51,16 @@ impl Blacklist {
     pub fn register_failure(&mut self, peer: PeerId) {
         if self.contains(&peer) || self.base_time.is_zero() {
             return;
+        }
+        if self.failures.len() >= MAX_REMEMBERED && !self.failures.contains_key(&peer) {
+            // Peers whose ban ended lose their history first: others' failures cannot grow this.
+            let now = Instant::now();
+            self.banned_until.retain(|_, until| now < *until);
+            let banned = &self.banned_until;
+            self.failures.retain(|peer, _| banned.contains_key(peer));
+            if self.failures.len() >= MAX_REMEMBERED {
+                return;
+            }
         }
         let failures = self.failures.entry(peer).or_insert(0);
         let ban = self

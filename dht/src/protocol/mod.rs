@@ -32,6 +32,7 @@ use crate::validation::CompositeValidator;
 pub use calls::FindOutcome;
 pub use config::ProtocolConfig;
 pub use handlers::DhtProtocolStub;
+#[cfg(feature = "testing")]
 pub(crate) use rules::Contact;
 pub(crate) use wire::{DhtWire, NativeWire, Remote, WireCall};
 

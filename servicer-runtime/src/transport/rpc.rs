@@ -29,6 +29,10 @@ use crate::RpcError;
 /// At most this many addresses are remembered per peer.
 const MAX_ADDRS_PER_PEER: usize = 8;
 
+/// At most this many peers' addresses are remembered (they come from others' messages); past
+/// it, only connected peers' are kept.
+const MAX_ADDRESS_BOOK_PEERS: usize = 16_384;
+
 /// What [`RpcBehaviour`] asks of the swarm task.
 #[derive(Debug)]
 pub(crate) enum RpcEvent {
@@ -82,6 +86,15 @@ impl RpcBehaviour {
         peer: PeerId,
         addrs: impl IntoIterator<Item = Multiaddr>,
     ) {
+        if !self.addresses.contains_key(&peer) && self.addresses.len() >= MAX_ADDRESS_BOOK_PEERS {
+            // Addresses fed by others' messages: keep those of connected peers, then make room.
+            let connections = &self.connections;
+            self.addresses
+                .retain(|peer, _| connections.contains_key(peer));
+            if self.addresses.len() >= MAX_ADDRESS_BOOK_PEERS {
+                return;
+            }
+        }
         let known = self.addresses.entry(peer).or_default();
         for addr in addrs {
             let addr = without_p2p(addr);
