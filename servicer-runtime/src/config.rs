@@ -77,12 +77,36 @@ pub struct P2PConfig {
     pub(crate) unary_deadline: Duration,
     pub(crate) stream_idle_deadline: Duration,
     pub(crate) server_idle_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     pub(crate) pool_idle_timeout: Duration,
     pub(crate) idle_connection_timeout: Duration,
     pub(crate) max_inbound_calls: usize,
     pub(crate) max_inbound_calls_per_peer: usize,
     pub(crate) max_outbound_streams_per_peer: usize,
+    pub(crate) connection_limits: ConnectionLimits,
     pub(crate) wire_mode: WireMode,
+}
+
+/// Bounds on the connections a node accepts, set through [`P2PConfig`]'s `with_max_*` methods.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ConnectionLimits {
+    pub(crate) inbound: u32,
+    pub(crate) pending_inbound: u32,
+    pub(crate) per_peer: u32,
+    pub(crate) inbound_per_ip: usize,
+    pub(crate) memory: Option<usize>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            inbound: 1024,
+            pending_inbound: 256,
+            per_peer: 4,
+            inbound_per_ip: 64,
+            memory: None,
+        }
+    }
 }
 
 impl Default for P2PConfig {
@@ -99,11 +123,13 @@ impl Default for P2PConfig {
             unary_deadline: Duration::from_secs(30),
             stream_idle_deadline: Duration::from_secs(60),
             server_idle_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(30),
             idle_connection_timeout: Duration::from_secs(30),
             max_inbound_calls: 4096,
             max_inbound_calls_per_peer: 256,
             max_outbound_streams_per_peer: 256,
+            connection_limits: ConnectionLimits::default(),
             wire_mode: WireMode::Native,
         }
     }
@@ -179,6 +205,16 @@ impl P2PConfig {
         self
     }
 
+    /// How long a caller has, on a stream it just opened, to send the call header, and for a call
+    /// with one request (unary or server-streaming), to send that request. The call takes a slot
+    /// under [`with_max_inbound_calls`](Self::with_max_inbound_calls) only once its request is
+    /// in, so callers that open streams and send nothing hold no slot, and their streams are
+    /// closed after this. Default: 10 s.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// How long a connection without streams stays open. Default: 30 s (hivemind's `idle_timeout`).
     pub fn with_idle_connection_timeout(mut self, timeout: Duration) -> Self {
         self.idle_connection_timeout = timeout;
@@ -186,7 +222,9 @@ impl P2PConfig {
     }
 
     /// Concurrent inbound calls in total; past it callers get [`RpcError::Busy`](crate::RpcError::Busy).
-    /// Default: 4096.
+    /// The last eighth is kept for peers with fewer than 4 calls in flight, so that a few peers
+    /// using their whole [per-peer share](Self::with_max_inbound_calls_per_peer) cannot lock the
+    /// others out. Default: 4096.
     pub fn with_max_inbound_calls(mut self, calls: usize) -> Self {
         self.max_inbound_calls = calls;
         self
@@ -203,6 +241,41 @@ impl P2PConfig {
     /// Default: 256 (yamux allows 512 streams per connection).
     pub fn with_max_outbound_streams_per_peer(mut self, streams: usize) -> Self {
         self.max_outbound_streams_per_peer = streams.max(1);
+        self
+    }
+
+    /// Established inbound connections in total; more are refused. Default: 1024.
+    pub fn with_max_inbound_connections(mut self, connections: u32) -> Self {
+        self.connection_limits.inbound = connections;
+        self
+    }
+
+    /// Inbound connections still in their handshake; more are refused. Default: 256.
+    pub fn with_max_pending_inbound_connections(mut self, connections: u32) -> Self {
+        self.connection_limits.pending_inbound = connections;
+        self
+    }
+
+    /// Established connections with one peer, both ways. Default: 4 (one is the norm;
+    /// simultaneous dials make two).
+    pub fn with_max_connections_per_peer(mut self, connections: u32) -> Self {
+        self.connection_limits.per_peer = connections.max(1);
+        self
+    }
+
+    /// Inbound connections, pending or established, from one IP address (loopback addresses are
+    /// not counted: they are this machine's own processes). Peer ids cost nothing to make, so
+    /// this is what keeps one host from taking every inbound slot. Default: 64.
+    pub fn with_max_inbound_connections_per_ip(mut self, connections: usize) -> Self {
+        self.connection_limits.inbound_per_ip = connections;
+        self
+    }
+
+    /// New connections are refused while the process's resident memory is above this many
+    /// bytes (checked at most once a second). Default: `None`, 90% of the machine's physical
+    /// memory. Streams on each connection are bounded by yamux (512 per connection).
+    pub fn with_max_memory(mut self, bytes: Option<usize>) -> Self {
+        self.connection_limits.memory = bytes;
         self
     }
 

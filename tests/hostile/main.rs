@@ -10,6 +10,7 @@ mod wire_common;
 
 mod answers_with_unbounded_expiration;
 mod concurrent_calls;
+mod connection_flood;
 mod find_flood;
 mod find_with_one_key_repeated;
 mod header_only;

@@ -6,6 +6,7 @@
 
 mod connection;
 mod inbound;
+mod ip_limits;
 mod muxer;
 mod routing;
 mod rpc;

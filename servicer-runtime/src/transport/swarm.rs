@@ -1,5 +1,6 @@
 //! The swarm a node runs: its transports (TCP, QUIC and in-memory, with noise and yamux) and its
-//! behaviours (RPC, identify, ping, and Kademlia for peer lookups when enabled).
+//! behaviours (connection limits in total, per peer, per IP and by memory; RPC, identify, ping,
+//! and Kademlia for peer lookups when enabled).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,17 +12,28 @@ use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, Swarm, Transport, identify, noise, ping, tcp, yamux};
+use libp2p::{
+    Multiaddr, Swarm, Transport, connection_limits, identify, memory_connection_limits, noise,
+    ping, tcp, yamux,
+};
 
+use super::ip_limits::IpLimits;
 use super::muxer::TranslatingMuxer;
 use super::routing::{self, Kad};
 use super::{Inbound, RpcBehaviour};
 use crate::RpcError;
+use crate::config::ConnectionLimits;
 
 /// The behaviours of a node.
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 pub(crate) struct Behaviour {
+    /// Connections in total and per peer.
+    pub connections: connection_limits::Behaviour,
+    /// Inbound connections per IP.
+    pub per_ip: IpLimits,
+    /// No new connections while memory is short.
+    pub memory: memory_connection_limits::Behaviour,
     pub rpc: RpcBehaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -41,6 +53,8 @@ pub(crate) struct TransportConfig {
     pub translate_names: bool,
     /// Whether the node runs Kademlia to find peers known only by id.
     pub look_up_peers: bool,
+    /// Bounds on connections.
+    pub limits: ConnectionLimits,
 }
 
 /// Builds the swarm of a node with identity `keypair` that hands inbound streams to `inbound`.
@@ -62,7 +76,19 @@ fn setup(what: &str, e: &dyn std::fmt::Display) -> RpcError {
 
 fn behaviour(key: &Keypair, config: TransportConfig, inbound: Arc<dyn Inbound>) -> Behaviour {
     let local = key.public().to_peer_id();
+    let limits = config.limits;
     Behaviour {
+        connections: connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established_incoming(Some(limits.inbound))
+                .with_max_pending_incoming(Some(limits.pending_inbound))
+                .with_max_established_per_peer(Some(limits.per_peer)),
+        ),
+        per_ip: IpLimits::new(limits.inbound_per_ip),
+        memory: match limits.memory {
+            Some(bytes) => memory_connection_limits::Behaviour::with_max_bytes(bytes),
+            None => memory_connection_limits::Behaviour::with_max_percentage(0.9),
+        },
         rpc: RpcBehaviour::new(
             local,
             inbound,
