@@ -9,6 +9,9 @@ use libp2p::identity::Keypair;
 /// Default cap on one message, as hivemind's `DEFAULT_MAX_MSG_SIZE`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
+/// Default of [`P2PConfig::with_max_message_memory`]: 128 MiB.
+pub(crate) const DEFAULT_MAX_MESSAGE_MEMORY: usize = 128 << 20;
+
 /// Which wire a node speaks (hivemind's: docs/hivemind-compat.md). The servicer model (handlers,
 /// kinds, stubs) is the same in both; the protocol names, the framing and the message codec
 /// differ.
@@ -83,6 +86,9 @@ pub struct P2PConfig {
     pub(crate) max_inbound_calls: usize,
     pub(crate) max_inbound_calls_per_peer: usize,
     pub(crate) max_outbound_streams_per_peer: usize,
+    pub(crate) max_inbound_streams: usize,
+    pub(crate) max_inbound_streams_per_peer: usize,
+    pub(crate) max_message_memory: usize,
     pub(crate) connection_limits: ConnectionLimits,
     pub(crate) wire_mode: WireMode,
 }
@@ -129,6 +135,9 @@ impl Default for P2PConfig {
             max_inbound_calls: 4096,
             max_inbound_calls_per_peer: 256,
             max_outbound_streams_per_peer: 256,
+            max_inbound_streams: 8192,
+            max_inbound_streams_per_peer: 512,
+            max_message_memory: DEFAULT_MAX_MESSAGE_MEMORY,
             connection_limits: ConnectionLimits::default(),
             wire_mode: WireMode::Native,
         }
@@ -199,7 +208,9 @@ impl P2PConfig {
         self
     }
 
-    /// How long a stream may go without a message, on either side. Default: 60 s.
+    /// How long a stream may go without a message, on either side; also how long a node serving
+    /// a call waits for its caller to take (read) an answer before it ends the call, so that
+    /// callers that stop reading do not keep slots and buffers. Default: 60 s.
     pub fn with_stream_idle_deadline(mut self, deadline: Duration) -> Self {
         self.stream_idle_deadline = deadline;
         self
@@ -244,6 +255,33 @@ impl P2PConfig {
         self
     }
 
+    /// Inbound streams open at once, in total; a stream past it is reset as soon as it is
+    /// negotiated. A stream counts from its negotiation until it closes, idle between calls
+    /// included. The last eighth is kept for peers with few streams open (see
+    /// [`with_max_inbound_calls`](Self::with_max_inbound_calls)). Default: 8192.
+    pub fn with_max_inbound_streams(mut self, streams: usize) -> Self {
+        self.max_inbound_streams = streams;
+        self
+    }
+
+    /// Inbound streams open at once from one peer. Above the
+    /// [outbound pool](Self::with_max_outbound_streams_per_peer) another node of this library
+    /// keeps to a peer. Default: 512.
+    pub fn with_max_inbound_streams_per_peer(mut self, streams: usize) -> Self {
+        self.max_inbound_streams_per_peer = streams;
+        self
+    }
+
+    /// Bytes of large messages (64 KiB and more) that inbound calls may hold at once: requests
+    /// being received and handled, responses being sent. A request whose frame would pass it is
+    /// answered [`RpcError::Busy`](crate::RpcError::Busy) before it is buffered, and a response
+    /// that would pass it is replaced by that error, so what strangers make the node buffer
+    /// stays within this. Default: 128 MiB.
+    pub fn with_max_message_memory(mut self, bytes: usize) -> Self {
+        self.max_message_memory = bytes;
+        self
+    }
+
     /// Established inbound connections in total; more are refused. Default: 1024.
     pub fn with_max_inbound_connections(mut self, connections: u32) -> Self {
         self.connection_limits.inbound = connections;
@@ -263,9 +301,10 @@ impl P2PConfig {
         self
     }
 
-    /// Inbound connections, pending or established, from one IP address (loopback addresses are
-    /// not counted: they are this machine's own processes). Peer ids cost nothing to make, so
-    /// this is what keeps one host from taking every inbound slot. Default: 64.
+    /// Inbound connections, pending or established, from one IPv4 address or one IPv6 /64
+    /// (loopback addresses are not counted: they are this machine's own processes, as in
+    /// go-libp2p's default limits). Peer ids cost nothing to make, so this is what keeps one host
+    /// from taking every inbound slot. Default: 64.
     pub fn with_max_inbound_connections_per_ip(mut self, connections: usize) -> Self {
         self.connection_limits.inbound_per_ip = connections;
         self
@@ -273,7 +312,8 @@ impl P2PConfig {
 
     /// New connections are refused while the process's resident memory is above this many
     /// bytes (checked at most once a second). Default: `None`, 90% of the machine's physical
-    /// memory. Streams on each connection are bounded by yamux (512 per connection).
+    /// memory. Streams on each connection are bounded by the muxers (yamux: 512 per TCP
+    /// connection; QUIC: 256) and by [`with_max_inbound_streams`](Self::with_max_inbound_streams).
     pub fn with_max_memory(mut self, bytes: Option<usize>) -> Self {
         self.connection_limits.memory = bytes;
         self

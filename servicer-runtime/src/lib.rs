@@ -21,6 +21,7 @@
 
 mod config;
 mod error;
+mod memory;
 mod model;
 mod node;
 mod serve;

@@ -1,4 +1,5 @@
-//! [`PeerSlots`]: a limit on what one peer may have running at once, kept per peer.
+//! [`PeerSlots`]: a limit on what one peer may have running at once, kept per peer; and
+//! [`FairSlots`]: slots shared by every peer, with a per-peer limit and a fair share.
 
 use std::sync::{Arc, Mutex};
 
@@ -82,9 +83,72 @@ impl PeerSlots {
     }
 }
 
+/// Slots in use under which a peer may take the reserved ones.
+const LIGHT_USE: usize = 4;
+
+/// `total` slots shared by every peer, at most `per_peer` for one, with a fair share: the last
+/// eighth goes only to peers with fewer than [`LIGHT_USE`] in use, so that a few peers that fill
+/// their own quota cannot lock every other peer out.
+pub(crate) struct FairSlots {
+    total: Arc<Semaphore>,
+    peers: PeerSlots,
+    reserved: usize,
+}
+
+/// One slot of a [`FairSlots`], given back when dropped.
+pub(crate) struct FairSlot {
+    _permits: [OwnedSemaphorePermit; 2],
+}
+
+impl FairSlots {
+    pub(crate) fn new(total: usize, per_peer: usize) -> Self {
+        FairSlots {
+            total: Arc::new(Semaphore::new(total)),
+            peers: PeerSlots::new(per_peer),
+            reserved: total / 8,
+        }
+    }
+
+    /// A slot for `peer`, if its share and the total allow one now.
+    pub(crate) fn try_acquire(&self, peer: PeerId) -> Option<FairSlot> {
+        if self.total.available_permits() <= self.reserved && self.peers.in_use(&peer) >= LIGHT_USE
+        {
+            return None;
+        }
+        let peer = self.peers.try_acquire(peer)?;
+        let total = self.total.clone().try_acquire_owned().ok()?;
+        Some(FairSlot {
+            _permits: [total, peer],
+        })
+    }
+
+    /// Drops the per-peer state of a peer this node is no longer connected to.
+    pub(crate) fn forget(&self, peer: &PeerId) {
+        self.peers.forget(peer);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_eighth_is_kept_for_light_peers() {
+        let slots = FairSlots::new(16, 16);
+        let (heavy, light) = (PeerId::random(), PeerId::random());
+        let held: Vec<_> = std::iter::from_fn(|| slots.try_acquire(heavy)).collect();
+        assert_eq!(held.len(), 14, "a peer fills all but the reserved two");
+        let light_held: Vec<_> = std::iter::from_fn(|| slots.try_acquire(light))
+            .take(4)
+            .collect();
+        assert_eq!(
+            light_held.len(),
+            2,
+            "a light peer still gets the reserved slots"
+        );
+        drop(held);
+        assert!(slots.try_acquire(heavy).is_some());
+    }
 
     #[test]
     fn idle_peers_are_pruned() {

@@ -22,3 +22,6 @@ mod ping_claiming_an_honest_id;
 mod record_expiring_in_31_years;
 mod refused_rewrite_does_not_free_quota;
 mod regular_store_over_signed_dictionary;
+mod stream_flood;
+mod unfinished_large_requests;
+mod unread_responses;

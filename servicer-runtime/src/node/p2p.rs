@@ -16,7 +16,7 @@ use super::task::{self, Command};
 use super::wiring::Wiring;
 use crate::serve::Server;
 use crate::transport::{self, TransportConfig};
-use crate::wire::{CallSettings, PROTOCOL, ServeSettings, Wire};
+use crate::wire::{PROTOCOL, Wire};
 use crate::{Handler, Interceptor, P2PConfig, RpcError};
 
 /// Commands waiting for the swarm task; callers wait when it is full.
@@ -77,19 +77,7 @@ impl P2P {
             .collect::<Result<Vec<_>, _>>()?;
         let local_peer = keypair.public().to_peer_id();
         let wiring = Wiring::of(config.wire_mode);
-        let server = Arc::new(Server::new(
-            local_peer,
-            ServeSettings {
-                call: CallSettings {
-                    max_message_size: config.max_message_size,
-                    idle: config.stream_idle_deadline,
-                },
-                wait_for_call: config.server_idle_timeout,
-                request_timeout: config.request_timeout,
-            },
-            config.max_inbound_calls,
-            config.max_inbound_calls_per_peer,
-        ));
+        let server = Arc::new(Server::new(local_peer, &config));
         let transport = TransportConfig {
             negotiation_timeout: config.connect_timeout,
             idle_connection_timeout: config.idle_connection_timeout,

@@ -10,7 +10,12 @@ use libp2p::{PeerId, StreamProtocol};
 use super::Handler;
 use super::admission::{Admitted, InboundLimits};
 use super::registry::Registry;
-use crate::wire::{Dispatch, Hivemind, Native, Route, ServeSettings, Wire, WireId, WireImpl};
+use crate::config::P2PConfig;
+use crate::memory::MessageMemory;
+use crate::slots::FairSlots;
+use crate::wire::{
+    CallSettings, Dispatch, Hivemind, Native, Route, ServeSettings, Wire, WireId, WireImpl,
+};
 use crate::{Interceptor, RpcContext, RpcError, RpcKind};
 
 /// What serves a node's inbound calls.
@@ -19,23 +24,31 @@ pub(crate) struct Server {
     settings: ServeSettings,
     registry: Registry,
     limits: InboundLimits,
+    streams: FairSlots,
+    memory: Arc<MessageMemory>,
     closed: AtomicBool,
 }
 
 impl Server {
-    /// A server for the node `local_peer` with these limits: at most `max_calls` inbound calls at
-    /// once, `max_calls_per_peer` from one peer.
-    pub(crate) fn new(
-        local_peer: PeerId,
-        settings: ServeSettings,
-        max_calls: usize,
-        max_calls_per_peer: usize,
-    ) -> Self {
+    /// A server for the node `local_peer` with the limits of `config`.
+    pub(crate) fn new(local_peer: PeerId, config: &P2PConfig) -> Self {
         Server {
             local_peer,
-            settings,
+            settings: ServeSettings {
+                call: CallSettings {
+                    max_message_size: config.max_message_size,
+                    idle: config.stream_idle_deadline,
+                },
+                wait_for_call: config.server_idle_timeout,
+                request_timeout: config.request_timeout,
+            },
             registry: Registry::new(vec![crate::wire::PROTOCOL]),
-            limits: InboundLimits::new(max_calls, max_calls_per_peer),
+            limits: InboundLimits::new(config.max_inbound_calls, config.max_inbound_calls_per_peer),
+            streams: FairSlots::new(
+                config.max_inbound_streams,
+                config.max_inbound_streams_per_peer,
+            ),
+            memory: MessageMemory::new(config.max_message_memory),
             closed: AtomicBool::new(false),
         }
     }
@@ -70,20 +83,23 @@ impl Server {
         if self.is_closed() {
             return;
         }
+        // A stream past the limits is dropped, which resets it: the caller sees it fail at once.
+        let Some(slot) = self.streams.try_acquire(remote) else {
+            tracing::debug!(%protocol, %remote, "inbound stream over the limits; reset");
+            return;
+        };
         if Native::accepts(protocol) {
-            tokio::spawn(Native::serve_inbound(
-                stream,
-                protocol,
-                remote,
-                self.clone(),
-            ));
+            let served = Native::serve_inbound(stream, protocol, remote, self.clone());
+            tokio::spawn(async move {
+                served.await;
+                drop(slot);
+            });
         } else if Hivemind::accepts(protocol) {
-            tokio::spawn(Hivemind::serve_inbound(
-                stream,
-                protocol,
-                remote,
-                self.clone(),
-            ));
+            let served = Hivemind::serve_inbound(stream, protocol, remote, self.clone());
+            tokio::spawn(async move {
+                served.await;
+                drop(slot);
+            });
         } else {
             tracing::debug!(%protocol, %remote, "stream of a protocol no wire serves");
         }
@@ -92,6 +108,7 @@ impl Server {
     /// Forgets what the limits keep for a peer this node is no longer connected to.
     pub(crate) fn forget(&self, peer: &PeerId) {
         self.limits.forget(peer);
+        self.streams.forget(peer);
     }
 
     /// Stops serving: streams that arrive later are dropped.
@@ -146,5 +163,9 @@ impl Dispatch for Server {
 
     fn settings(&self) -> ServeSettings {
         self.settings
+    }
+
+    fn memory(&self) -> &Arc<MessageMemory> {
+        &self.memory
     }
 }

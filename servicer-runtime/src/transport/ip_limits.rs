@@ -1,5 +1,5 @@
-//! [`IpLimits`]: at most so many inbound connections from one IP address, as go-libp2p's
-//! resource manager keeps them. rust-libp2p's `connection-limits` counts per peer and in total,
+//! [`IpLimits`]: at most so many inbound connections from one IP address (one /64 for IPv6), as
+//! go-libp2p's resource manager keeps them. rust-libp2p's `connection-limits` counts per peer and in total,
 //! and peer ids cost nothing to make, so without this one host could take every inbound slot.
 //! Loopback addresses are not counted: they are this machine's own processes.
 
@@ -57,11 +57,16 @@ impl IpLimits {
     }
 }
 
-/// The IP of a remote address, unless it is a loopback one.
+/// What a remote address counts for: its IPv4 address, or the /64 of its IPv6 address (one
+/// host's usual share, so that a host cannot pass the limit by changing its low 64 bits); none
+/// for loopback addresses.
 fn counted_ip(addr: &Multiaddr) -> Option<IpAddr> {
     let ip = match addr.iter().next()? {
         Protocol::Ip4(ip) => IpAddr::V4(ip),
-        Protocol::Ip6(ip) => IpAddr::V6(ip),
+        Protocol::Ip6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(ip) & !u128::from(u64::MAX)).into()),
+        },
         _ => return None,
     };
     (!ip.is_loopback()).then_some(ip)
@@ -184,6 +189,29 @@ mod tests {
                     .is_ok()
             );
         }
+        // IPv6 counts by /64: another address in the same /64 is the same host.
+        let v6 = addr("/ip6/2001:db8:1:2::1/tcp/4000");
+        let same_64 = addr("/ip6/2001:db8:1:2:ffff::9/tcp/4000");
+        let other_64 = addr("/ip6/2001:db8:1:3::1/tcp/4000");
+        for (i, from) in [&v6, &same_64].into_iter().enumerate() {
+            let id = ConnectionId::new_unchecked(30 + i);
+            assert!(
+                limits
+                    .handle_pending_inbound_connection(id, &local, from)
+                    .is_ok()
+            );
+        }
+        let id = ConnectionId::new_unchecked(32);
+        assert!(
+            limits
+                .handle_pending_inbound_connection(id, &local, &same_64)
+                .is_err()
+        );
+        assert!(
+            limits
+                .handle_pending_inbound_connection(id, &local, &other_64)
+                .is_ok()
+        );
         limits.release(a);
         let d = ConnectionId::new_unchecked(4);
         assert!(

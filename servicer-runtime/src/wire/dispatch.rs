@@ -6,6 +6,7 @@ use std::sync::Arc;
 use libp2p::PeerId;
 
 use super::ServeSettings;
+use crate::memory::MessageMemory;
 use crate::{Interceptor, RpcContext, RpcError, RpcKind};
 
 /// What tells a wire's handlers apart from another wire's: its name and the type its handlers are
@@ -38,6 +39,9 @@ pub trait Dispatch: Send + Sync + 'static {
 
     /// The limits of inbound calls.
     fn settings(&self) -> ServeSettings;
+
+    /// The node's budget for large messages of inbound calls.
+    fn memory(&self) -> &Arc<MessageMemory>;
 }
 
 /// An admitted call's hold on its slot.

@@ -58,6 +58,9 @@ pub enum HivemindWireError {
     /// The underlying stream failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The node's budget for large messages in flight is spent (a message this node serves).
+    #[error("{0}")]
+    Busy(&'static str),
 }
 
 impl From<HivemindWireError> for RpcError {
@@ -68,6 +71,9 @@ impl From<HivemindWireError> for RpcError {
                 limit,
             },
             HivemindWireError::ProtocolNotSupported(name) => RpcError::UnknownHandler { name },
+            HivemindWireError::Busy(reason) => RpcError::Busy {
+                reason: reason.into(),
+            },
             HivemindWireError::Eof | HivemindWireError::Io(_) => {
                 RpcError::ConnectionClosed(e.to_string())
             }

@@ -37,6 +37,7 @@ use prost::Message as _;
 use super::HivemindWireError;
 use super::proto::StreamError;
 use crate::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::memory::Held;
 
 /// The marker of a message frame.
 pub const MESSAGE_MARKER: u8 = 0x00;
@@ -219,6 +220,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     io: &mut R,
     limit: usize,
 ) -> Result<Option<StreamFrame>, HivemindWireError> {
+    read_frame_charged(io, limit, &mut Held::default()).await
+}
+
+/// [`read_frame`], charging a large frame to `held` before it is buffered.
+pub(crate) async fn read_frame_charged<R: AsyncRead + Unpin>(
+    io: &mut R,
+    limit: usize,
+    held: &mut Held,
+) -> Result<Option<StreamFrame>, HivemindWireError> {
     let mut header = [0u8; STREAM_FRAME_HEADER_LEN];
     let mut filled = 0;
     while filled < STREAM_FRAME_HEADER_LEN {
@@ -236,7 +246,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         filled += n;
     }
     let (marker, len) = parse_header(&header, limit)?;
-    let payload = super::read_payload(io, len, STREAM_FRAME_HEADER_LEN).await?;
+    let payload = super::read_payload(io, len, STREAM_FRAME_HEADER_LEN, held).await?;
     frame_from(marker, Bytes::from(payload)).map(Some)
 }
 

@@ -41,6 +41,7 @@ use libp2p::{PeerId, StreamProtocol};
 pub use error::HivemindWireError;
 
 use super::{Call, Connector, Dispatch, Encode, Message, WireId, WireImpl};
+use crate::memory::{Held, SPENT};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// hivemind 1.1.12's wire: each handler is a libp2p protocol named `Class.rpc_x` (no leading
@@ -247,8 +248,13 @@ async fn read_payload<R: futures::AsyncRead + Unpin>(
     io: &mut R,
     len: usize,
     header_len: usize,
+    held: &mut Held,
 ) -> Result<Vec<u8>, HivemindWireError> {
     use futures::AsyncReadExt;
+    // A large payload is charged before it is buffered, until its call ends.
+    if !held.hold_at_least(header_len + len) {
+        return Err(HivemindWireError::Busy(SPENT));
+    }
     // The buffer grows as bytes arrive: an announced length is no allocation by itself.
     let mut payload = Vec::with_capacity(len.min(64 * 1024));
     (&mut *io)

@@ -8,16 +8,20 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, Stream, StreamExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Stream, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
 use super::HivemindWireError;
-use super::frames::{StreamFrame, read_frame, write_frame};
-use super::unary::{UnaryOutcome, UnaryReply, UnaryRequest, read_envelope, write_envelope};
+use super::frames::{StreamFrame, read_frame_charged};
+use super::unary::{
+    UnaryOutcome, UnaryReply, UnaryRequest, encode_delimited, read_envelope_charged,
+};
+use crate::memory::{Held, SPENT};
 use crate::wire::{Admission, Dispatch, Encode, Message, REQUEST_PREFETCH, Route, caller_gone};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
@@ -165,10 +169,11 @@ async fn serve_unary<D: Dispatch>(
 ) {
     let serve = dispatch.settings();
     let limit = serve.call.max_message_size;
+    let mut held = Held::of(dispatch.memory().clone());
     // No slot is held while the request arrives, and it must arrive soon.
     let request = match tokio::time::timeout(
         serve.request_timeout,
-        read_envelope(&mut stream, limit),
+        read_envelope_charged(&mut stream, limit, &mut held),
     )
     .await
     {
@@ -211,21 +216,69 @@ async fn serve_unary<D: Dispatch>(
         call_id: request.call_id,
         outcome,
     };
-    if let Err(HivemindWireError::TooLarge { size, limit }) =
-        write_envelope(&mut stream, &reply.to_envelope(), limit).await
-    {
-        // hivemind's Python never answers here (docs/hivemind-compat.md#q5); an error is kinder
-        // to the caller.
-        reply.outcome = UnaryOutcome::Error(
-            RpcError::MessageTooLarge {
-                size: size as usize,
-                limit,
+    let bytes = match charged(encode_delimited(&reply.to_envelope(), limit), &mut held) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            // Too large, or past the node's memory for messages: hivemind's Python never answers
+            // here (docs/hivemind-compat.md#q5); an error is kinder to the caller.
+            reply.outcome = UnaryOutcome::Error(RpcError::from(err).to_string());
+            match encode_delimited(&reply.to_envelope(), limit) {
+                Ok(bytes) => bytes,
+                Err(_) => return,
             }
-            .to_string(),
-        );
-        let _ = write_envelope(&mut stream, &reply.to_envelope(), limit).await;
+        }
+    };
+    if send_within(&mut stream, &bytes, serve.call.idle)
+        .await
+        .is_ok()
+    {
+        let _ = tokio::time::timeout(serve.call.idle, stream.close()).await;
     }
-    let _ = stream.close().await;
+}
+
+/// `encoded`, once `held` could be charged for it.
+fn charged(
+    encoded: Result<Vec<u8>, HivemindWireError>,
+    held: &mut Held,
+) -> Result<Vec<u8>, HivemindWireError> {
+    let bytes = encoded?;
+    if held.hold(bytes.len()) {
+        Ok(bytes)
+    } else {
+        Err(HivemindWireError::Busy(SPENT))
+    }
+}
+
+/// Writes `bytes` to `io` and flushes it, unless the caller does not make room for them within
+/// `idle`: a caller that stops reading ends its call instead of holding a slot and a buffer.
+async fn send_within<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    bytes: &[u8],
+    idle: Duration,
+) -> Result<(), HivemindWireError> {
+    let write = async {
+        io.write_all(bytes).await?;
+        io.flush().await
+    };
+    match tokio::time::timeout(idle, write).await {
+        Ok(written) => Ok(written?),
+        Err(_) => Err(HivemindWireError::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the caller did not take its answer",
+        ))),
+    }
+}
+
+/// One frame of a streaming call's answer, charged to `held`, sent within `idle`.
+async fn send_frame<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    frame: &StreamFrame,
+    limit: usize,
+    idle: Duration,
+    held: &mut Held,
+) -> Result<(), HivemindWireError> {
+    let bytes = charged(frame.to_bytes(limit).map(Vec::from), held)?;
+    send_within(io, &bytes, idle).await
 }
 
 async fn serve_streaming<D: Dispatch>(
@@ -238,11 +291,16 @@ async fn serve_streaming<D: Dispatch>(
     let (limit, idle) = (settings.max_message_size, settings.idle);
     let ctx = &route.ctx;
     let (mut reader, mut writer) = stream.split();
+    let (mut held_in, mut held_out) = (
+        Held::of(dispatch.memory().clone()),
+        Held::of(dispatch.memory().clone()),
+    );
     let admission = match dispatch.admit(&route) {
         Ok(admission) => admission,
         Err(err) => {
-            let _ = write_frame(&mut writer, &StreamFrame::error(err.to_string()), limit).await;
-            let _ = writer.close().await;
+            let frame = StreamFrame::error(err.to_string());
+            let _ = send_frame(&mut writer, &frame, limit, idle, &mut held_out).await;
+            let _ = tokio::time::timeout(idle, writer.close()).await;
             return;
         }
     };
@@ -253,7 +311,12 @@ async fn serve_streaming<D: Dispatch>(
         let mut tx = Some(tx);
         loop {
             let next = if tx.is_some() {
-                match tokio::time::timeout(idle, read_frame(&mut reader, limit)).await {
+                match tokio::time::timeout(
+                    idle,
+                    read_frame_charged(&mut reader, limit, &mut held_in),
+                )
+                .await
+                {
                     Ok(next) => next,
                     Err(_) => Err(HivemindWireError::Eof),
                 }
@@ -285,7 +348,8 @@ async fn serve_streaming<D: Dispatch>(
         let mut responses = match f(requests, ctx.clone()).await {
             Ok(responses) => responses,
             Err(message) => {
-                let _ = write_frame(&mut writer, &StreamFrame::error(message), limit).await;
+                let frame = StreamFrame::error(message);
+                let _ = send_frame(&mut writer, &frame, limit, idle, &mut held_out).await;
                 return false;
             }
         };
@@ -296,12 +360,12 @@ async fn serve_streaming<D: Dispatch>(
                 Err(other) => StreamFrame::error(other.to_string()),
             };
             let failed = matches!(frame, StreamFrame::Error(_));
-            match write_frame(&mut writer, &frame, limit).await {
+            match send_frame(&mut writer, &frame, limit, idle, &mut held_out).await {
                 Ok(()) if !failed => {}
                 Ok(()) => return false,
-                Err(err @ HivemindWireError::TooLarge { .. }) => {
-                    let _ =
-                        write_frame(&mut writer, &StreamFrame::error(err.to_string()), limit).await;
+                Err(err @ (HivemindWireError::TooLarge { .. } | HivemindWireError::Busy(_))) => {
+                    let frame = StreamFrame::error(err.to_string());
+                    let _ = send_frame(&mut writer, &frame, limit, idle, &mut held_out).await;
                     return false;
                 }
                 Err(_) => return false,
@@ -318,5 +382,5 @@ async fn serve_streaming<D: Dispatch>(
     };
     admission.finish(ok);
     // The end of the responses is the end of the stream.
-    let _ = writer.close().await;
+    let _ = tokio::time::timeout(idle, writer.close()).await;
 }

@@ -40,6 +40,7 @@ use super::proto::{
 };
 use super::{HivemindWireError, varint};
 use crate::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::memory::Held;
 
 /// A unary call's 16-byte id (a UUID on hivemind's side), echoed in the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -316,6 +317,15 @@ pub async fn read_envelope<R: AsyncRead + Unpin>(
     io: &mut R,
     limit: usize,
 ) -> Result<PersistentConnectionRequest, HivemindWireError> {
+    read_envelope_charged(io, limit, &mut Held::default()).await
+}
+
+/// [`read_envelope`], charging a large envelope to `held` before it is buffered.
+pub(crate) async fn read_envelope_charged<R: AsyncRead + Unpin>(
+    io: &mut R,
+    limit: usize,
+    held: &mut Held,
+) -> Result<PersistentConnectionRequest, HivemindWireError> {
     let mut prefix = Vec::with_capacity(varint::MAX_VARINT_LEN);
     let len = loop {
         let mut byte = [0u8; 1];
@@ -333,7 +343,7 @@ pub async fn read_envelope<R: AsyncRead + Unpin>(
             break checked_len(len, limit)?;
         }
     };
-    let payload = super::read_payload(io, len, prefix.len()).await?;
+    let payload = super::read_payload(io, len, prefix.len(), held).await?;
     Ok(PersistentConnectionRequest::decode(payload.as_slice())?)
 }
 

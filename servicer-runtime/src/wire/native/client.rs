@@ -36,7 +36,10 @@ async fn open<C: Connector>(connector: &C) -> Result<PooledStream, RpcError> {
     };
     let (stream, connection) = connector.open(PROTOCOL, refused).await?;
     Ok(PooledStream {
-        io: framed(stream, connector.settings().max_message_size),
+        io: framed(
+            stream,
+            frame::CallFrameCodec::new(connector.settings().max_message_size),
+        ),
         connection,
     })
 }

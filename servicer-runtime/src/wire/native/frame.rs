@@ -9,11 +9,14 @@
 //! Public for tools that speak the wire by hand, for adversarial tests and for fuzzing; the
 //! runtime's stubs and servers are the way to make calls.
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::codec;
+use crate::memory::{Held, MessageMemory, SPENT};
 use crate::wire::Encode;
 use crate::{RpcError, RpcKind};
 
@@ -230,16 +233,45 @@ pub(crate) fn put_error(dst: &mut BytesMut, err: &WireError) {
 }
 
 /// Decodes native frames, refusing any whose announced length exceeds `max_payload` (and encodes
-/// the frames the runtime sends).
-#[derive(Debug, Clone)]
+/// the frames the runtime sends). On a stream a node serves, large frames are charged to the
+/// node's [`MessageMemory`] before they are buffered.
+#[derive(Debug, Default)]
 pub struct CallFrameCodec {
     max_payload: usize,
+    /// The large frame being received or last received.
+    read: Held,
+    /// What the write buffer holds of large frames.
+    write: Held,
 }
 
 impl CallFrameCodec {
     /// A decoder of frames with payloads of at most `max_payload` bytes.
     pub fn new(max_payload: usize) -> Self {
-        CallFrameCodec { max_payload }
+        CallFrameCodec {
+            max_payload,
+            ..CallFrameCodec::default()
+        }
+    }
+
+    /// [`new`](Self::new), charging large frames both ways to `memory`.
+    pub(crate) fn charged(max_payload: usize, memory: &Arc<MessageMemory>) -> Self {
+        CallFrameCodec {
+            max_payload,
+            read: Held::of(memory.clone()),
+            write: Held::of(memory.clone()),
+        }
+    }
+
+    /// Gives back what the frames of a finished call held.
+    pub(crate) fn release(&mut self) {
+        self.read.release();
+        self.write.release();
+    }
+}
+
+fn spent() -> RpcError {
+    RpcError::Busy {
+        reason: SPENT.into(),
     }
 }
 
@@ -259,6 +291,11 @@ impl Decoder for CallFrameCodec {
                 size: len,
                 limit: self.max_payload,
             });
+        }
+        // A large frame is charged before a byte of its payload is buffered, and stays charged
+        // until its call ends.
+        if !self.read.hold_at_least(FRAME_HEADER_LEN + len) {
+            return Err(spent());
         }
         if src.len() < FRAME_HEADER_LEN + len {
             src.reserve(FRAME_HEADER_LEN + len - src.len());
@@ -283,7 +320,16 @@ impl<T: Encode<super::Native>> Encoder<Out<T>> for CallFrameCodec {
 
     fn encode(&mut self, item: Out<T>, dst: &mut BytesMut) -> Result<(), RpcError> {
         match item {
-            Out::Message(value) => put_message(dst, &value, self.max_payload),
+            Out::Message(value) => {
+                let start = dst.len();
+                put_message(dst, &value, self.max_payload)?;
+                // What the write buffer holds now: this frame and any not yet flushed.
+                if !self.write.hold(dst.capacity()) {
+                    dst.truncate(start);
+                    return Err(spent());
+                }
+                Ok(())
+            }
             Out::Error(err) => {
                 put_error(dst, &err);
                 Ok(())

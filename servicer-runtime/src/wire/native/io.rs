@@ -27,18 +27,16 @@ const FRAME_BUFFER: usize = 2 << 10;
 /// Buffers larger than this are given back once the call that grew them is over.
 const KEEP_BUFFER: usize = 16 << 10;
 
-/// `stream` with the native framing, refusing frames over `max_message_size`.
-pub(crate) fn framed(stream: libp2p::Stream, max_message_size: usize) -> Io {
-    Framed::with_capacity(
-        StreamIo::new(stream),
-        CallFrameCodec::new(max_message_size),
-        FRAME_BUFFER,
-    )
+/// `stream` with the native framing of `codec`.
+pub(crate) fn framed(stream: libp2p::Stream, codec: CallFrameCodec) -> Io {
+    Framed::with_capacity(StreamIo::new(stream), codec, FRAME_BUFFER)
 }
 
 /// Gives back what a large message made a stream's buffers grow to, so that an idle stream (one
-/// of those pooled per peer, or a server waiting for the next call) keeps only small ones.
+/// of those pooled per peer, or a server waiting for the next call) keeps only small ones, and
+/// what its frames held of the node's memory for messages.
 pub(crate) fn shrink_buffers(io: &mut Io) {
+    io.codec_mut().release();
     fn shrink(buffer: &mut BytesMut) {
         if buffer.capacity() > KEEP_BUFFER && buffer.is_empty() {
             *buffer = BytesMut::with_capacity(FRAME_BUFFER);

@@ -17,7 +17,7 @@ use libp2p::PeerId;
 use tokio::sync::mpsc;
 
 use super::codec;
-use super::frame::{CallHeader, Frame, FrameKind, Out, WireError};
+use super::frame::{CallFrameCodec, CallHeader, Frame, FrameKind, Out, WireError};
 use super::io::{Io, framed, shrink_buffers};
 use crate::wire::{
     Admission, CallSettings, Dispatch, Encode, Message, REQUEST_PREFETCH, caller_gone,
@@ -56,7 +56,10 @@ pub(super) async fn serve_stream<D: Dispatch>(
 ) {
     let serve = dispatch.settings();
     let settings = serve.call;
-    let mut io = framed(stream, settings.max_message_size);
+    let mut io = framed(
+        stream,
+        CallFrameCodec::charged(settings.max_message_size, dispatch.memory()),
+    );
     // A new stream's first call must come soon; a reused stream may idle between calls.
     let mut wait_for_call = serve.request_timeout;
     loop {
@@ -234,32 +237,60 @@ fn request_stream<Req: Message<super::Native>>(
     RequestStream::new(items)
 }
 
+/// `write`, or [`RpcError::DeadlineExceeded`] when the caller does not make room for it within
+/// `idle`: a caller that stops reading ends its call instead of holding a slot and a buffer.
+async fn within<T>(
+    idle: Duration,
+    write: impl Future<Output = Result<T, RpcError>>,
+) -> Result<T, RpcError> {
+    tokio::time::timeout(idle, write)
+        .await
+        .unwrap_or(Err(RpcError::DeadlineExceeded(idle)))
+}
+
+/// Whether a message failed to encode in a way that left the stream in sync (nothing of it was
+/// written), so that an error frame can take its place.
+fn refused_message(err: &RpcError) -> bool {
+    matches!(
+        err,
+        RpcError::MessageTooLarge { .. } | RpcError::Busy { .. }
+    )
+}
+
 /// Queues a handler's single result (the caller flushes); true when it was a response.
-async fn feed_result<W, Resp, E>(writer: &mut W, result: Result<Resp, E>) -> bool
+async fn feed_result<W, Resp, E>(writer: &mut W, result: Result<Resp, E>, idle: Duration) -> bool
 where
     W: futures::Sink<Out<Resp>, Error = RpcError> + Unpin,
     Resp: Encode<super::Native>,
     E: Display,
 {
     let fed = match result {
-        Ok(resp) => match writer.feed(Out::Message(resp)).await {
-            Err(err @ RpcError::MessageTooLarge { .. }) => writer
-                .feed(Out::<Resp>::Error(WireError::from_local(&err)))
-                .await
-                .map(|_| false),
-            other => other.map(|_| true),
-        },
-        Err(err) => writer
-            .feed(Out::<Resp>::Error(WireError::Remote(err.to_string())))
+        Ok(resp) => match within(idle, writer.feed(Out::Message(resp))).await {
+            Err(err) if refused_message(&err) => within(
+                idle,
+                writer.feed(Out::<Resp>::Error(WireError::from_local(&err))),
+            )
             .await
             .map(|_| false),
+            other => other.map(|_| true),
+        },
+        Err(err) => within(
+            idle,
+            writer.feed(Out::<Resp>::Error(WireError::Remote(err.to_string()))),
+        )
+        .await
+        .map(|_| false),
     };
     fed.unwrap_or(false)
 }
 
 /// Forwards a handler's responses, flushing only when the handler has nothing ready, and queues
 /// `End`; true when every response went out.
-async fn forward_responses<W, Resp>(writer: &mut W, mut responses: ResponseStream<Resp>) -> bool
+async fn forward_responses<W, Resp>(
+    writer: &mut W,
+    mut responses: ResponseStream<Resp>,
+    idle: Duration,
+) -> bool
 where
     W: futures::Sink<Out<Resp>, Error = RpcError> + Unpin,
     Resp: Encode<super::Native>,
@@ -268,29 +299,34 @@ where
         let next = match responses.next().now_or_never() {
             Some(next) => next,
             None => {
-                if SinkExt::<Out<Resp>>::flush(writer).await.is_err() {
+                if within(idle, SinkExt::<Out<Resp>>::flush(writer))
+                    .await
+                    .is_err()
+                {
                     return false;
                 }
                 responses.next().await
             }
         };
         let fed = match next {
-            Some(Ok(item)) => writer.feed(Out::Message(item)).await,
+            Some(Ok(item)) => within(idle, writer.feed(Out::Message(item))).await,
             Some(Err(err)) => {
                 let wire = match err {
                     RpcError::Remote { message } => WireError::Remote(message),
                     other => WireError::Remote(other.to_string()),
                 };
-                let _ = writer.feed(Out::<Resp>::Error(wire)).await;
+                let _ = within(idle, writer.feed(Out::<Resp>::Error(wire))).await;
                 return false;
             }
-            None => return writer.feed(Out::<Resp>::End).await.is_ok(),
+            None => return within(idle, writer.feed(Out::<Resp>::End)).await.is_ok(),
         };
         if let Err(err) = fed {
-            if matches!(err, RpcError::MessageTooLarge { .. }) {
-                let _ = writer
-                    .feed(Out::<Resp>::Error(WireError::from_local(&err)))
-                    .await;
+            if refused_message(&err) {
+                let _ = within(
+                    idle,
+                    writer.feed(Out::<Resp>::Error(WireError::from_local(&err))),
+                )
+                .await;
             }
             return false;
         }
@@ -304,8 +340,9 @@ async fn finish_streaming<Resp: Encode<super::Native>>(
     mut writer: SplitSink<Io, Out<Resp>>,
     reader: SplitStream<Io>,
     clean: bool,
+    idle: Duration,
 ) -> CallOutcome {
-    if clean && writer.send(Out::<Resp>::End).await.is_ok() {
+    if clean && within(idle, writer.send(Out::<Resp>::End)).await.is_ok() {
         return CallOutcome {
             io: reader.reunite(writer).ok(),
             ok: true,
@@ -338,8 +375,11 @@ where
         _ = caller_gone(&mut io) => return CallOutcome::closed(false),
     };
     let is_ok = result.is_ok();
-    let answered = feed_result(&mut io, result).await;
-    if SinkExt::<Out<Resp>>::flush(&mut io).await.is_err() {
+    let answered = feed_result(&mut io, result, settings.idle).await;
+    if within(settings.idle, SinkExt::<Out<Resp>>::flush(&mut io))
+        .await
+        .is_err()
+    {
         return CallOutcome::closed(false);
     }
     // A response or a handler error leaves the stream in sync: the caller reads exactly one frame.
@@ -373,10 +413,10 @@ where
     let requests = request_stream(rx, settings.max_message_size);
     let mut requests_ended = false;
     let answered = tokio::select! {
-        result = f(requests, ctx) => feed_result(&mut writer, result).await,
+        result = f(requests, ctx) => feed_result(&mut writer, result, settings.idle).await,
         _ = pump_requests(&mut reader, tx, settings.idle, &mut requests_ended) => return CallOutcome::closed(false),
     };
-    finish_streaming(writer, reader, answered && requests_ended).await
+    finish_streaming(writer, reader, answered && requests_ended, settings.idle).await
 }
 
 pub(super) async fn serve_unary_stream<Req, Resp, E, F, Fut>(
@@ -403,15 +443,15 @@ where
     let (mut writer, mut reader) = io.split::<Out<Resp>>();
     let work = async {
         match f(request, ctx).await {
-            Ok(responses) => forward_responses(&mut writer, responses).await,
-            Err(err) => feed_result::<_, Resp, E>(&mut writer, Err(err)).await,
+            Ok(responses) => forward_responses(&mut writer, responses, settings.idle).await,
+            Err(err) => feed_result::<_, Resp, E>(&mut writer, Err(err), settings.idle).await,
         }
     };
     let clean = tokio::select! {
         clean = work => clean,
         _ = caller_gone(&mut reader) => return CallOutcome::closed(false),
     };
-    finish_streaming(writer, reader, clean).await
+    finish_streaming(writer, reader, clean, settings.idle).await
 }
 
 pub(super) async fn serve_stream_stream<Req, Resp, E, F, Fut>(
@@ -434,13 +474,13 @@ where
     let mut requests_ended = false;
     let work = async {
         match f(requests, ctx).await {
-            Ok(responses) => forward_responses(&mut writer, responses).await,
-            Err(err) => feed_result::<_, Resp, E>(&mut writer, Err(err)).await,
+            Ok(responses) => forward_responses(&mut writer, responses, settings.idle).await,
+            Err(err) => feed_result::<_, Resp, E>(&mut writer, Err(err), settings.idle).await,
         }
     };
     let clean = tokio::select! {
         clean = work => clean,
         _ = pump_requests(&mut reader, tx, settings.idle, &mut requests_ended) => return CallOutcome::closed(false),
     };
-    finish_streaming(writer, reader, clean && requests_ended).await
+    finish_streaming(writer, reader, clean && requests_ended, settings.idle).await
 }
