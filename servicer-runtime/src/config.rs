@@ -9,8 +9,8 @@ use libp2p::identity::Keypair;
 /// Default cap on one message, as hivemind's `DEFAULT_MAX_MSG_SIZE`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
-/// Default of [`P2PConfig::with_max_message_memory`]: 128 MiB.
-pub(crate) const DEFAULT_MAX_MESSAGE_MEMORY: usize = 128 << 20;
+/// Default of [`P2PConfig::with_max_message_memory`]: 64 MiB.
+pub(crate) const DEFAULT_MAX_MESSAGE_MEMORY: usize = 64 << 20;
 
 /// Which wire a node speaks (hivemind's: docs/hivemind-compat.md). The servicer model (handlers,
 /// kinds, stubs) is the same in both; the protocol names, the framing and the message codec
@@ -276,7 +276,7 @@ impl P2PConfig {
     /// being received and handled, responses being sent. A request whose frame would pass it is
     /// answered [`RpcError::Busy`](crate::RpcError::Busy) before it is buffered, and a response
     /// that would pass it is replaced by that error, so what strangers make the node buffer
-    /// stays within this. Default: 128 MiB.
+    /// stays within this. Default: 64 MiB.
     pub fn with_max_message_memory(mut self, bytes: usize) -> Self {
         self.max_message_memory = bytes;
         self
