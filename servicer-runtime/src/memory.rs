@@ -68,6 +68,14 @@ impl Held {
         }
     }
 
+    /// A share of the same budget, holding nothing yet.
+    pub(crate) fn fresh(&self) -> Self {
+        Held {
+            memory: self.memory.clone(),
+            bytes: 0,
+        }
+    }
+
     /// Holds `bytes` in all when they make a large message, nothing otherwise: more or less than
     /// before. False, holding what it held, when the budget cannot grant the difference.
     pub(crate) fn hold(&mut self, bytes: usize) -> bool {

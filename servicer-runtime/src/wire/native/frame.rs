@@ -269,6 +269,17 @@ impl CallFrameCodec {
     }
 }
 
+/// A codec with the same limit and budget that holds nothing yet.
+impl Clone for CallFrameCodec {
+    fn clone(&self) -> Self {
+        CallFrameCodec {
+            max_payload: self.max_payload,
+            read: self.read.fresh(),
+            write: self.write.fresh(),
+        }
+    }
+}
+
 fn spent() -> RpcError {
     RpcError::Busy {
         reason: SPENT.into(),
