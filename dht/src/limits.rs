@@ -195,6 +195,16 @@ struct Usage {
     bytes: usize,
 }
 
+/// What the items of a request checked so far would add to the counts (an overestimate when one
+/// request writes a record twice).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Pending {
+    records: usize,
+    bytes: usize,
+    records_total: usize,
+    bytes_total: usize,
+}
+
 /// An expiration time ordered by `f64::total_cmp`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Expiration(DhtTime);
@@ -249,9 +259,26 @@ impl Writers {
         writer: &PeerId,
         records: impl IntoIterator<Item = (&'a RecordId, usize)>,
     ) -> Result<(), Rejection> {
-        let mut usage = self.per_peer.get(writer).copied().unwrap_or_default();
-        let mut records_total = self.by_record.len();
-        let mut bytes_total = self.bytes;
+        self.check_after(limits, writer, records, &mut Pending::default())
+    }
+
+    /// [`check`](Self::check) for the next item of a request, after the earlier items that
+    /// passed (`pending`, which this item's records join when it passes too): the items of one
+    /// request together stay within the quotas, so none past them reaches the validators.
+    pub fn check_after<'a>(
+        &self,
+        limits: &Limits,
+        writer: &PeerId,
+        records: impl IntoIterator<Item = (&'a RecordId, usize)>,
+        pending: &mut Pending,
+    ) -> Result<(), Rejection> {
+        let base = self.per_peer.get(writer).copied().unwrap_or_default();
+        let mut usage = Usage {
+            records: base.records + pending.records,
+            bytes: base.bytes + pending.bytes,
+        };
+        let mut records_total = self.by_record.len() + pending.records_total;
+        let mut bytes_total = self.bytes + pending.bytes_total;
         for (record, bytes) in records {
             match self.by_record.get(record) {
                 Some(w) if w.writer == *writer => {
@@ -277,6 +304,12 @@ impl Writers {
         if records_total > limits.max_records || bytes_total > limits.max_bytes {
             return Err(Rejection::StorageFull);
         }
+        *pending = Pending {
+            records: usage.records - base.records,
+            bytes: usage.bytes.saturating_sub(base.bytes),
+            records_total: records_total - self.by_record.len(),
+            bytes_total: bytes_total.saturating_sub(self.bytes),
+        };
         Ok(())
     }
 

@@ -25,3 +25,4 @@ mod regular_store_over_signed_dictionary;
 mod stream_flood;
 mod unfinished_large_requests;
 mod unread_responses;
+mod validation_after_quotas;

@@ -5,7 +5,7 @@ use servicer_runtime::PeerId;
 
 use super::{DhtProtocol, ProtocolState};
 use crate::id::DhtId;
-use crate::limits::{Limits, RecordId, Rejection};
+use crate::limits::{Limits, Pending, RecordId, Rejection};
 use crate::messages::{DictEntry, StoreItem, StoreValue};
 use crate::time::{DhtTime, get_dht_time};
 use crate::validation::{DhtRecord, REGULAR_SUBKEY};
@@ -109,13 +109,15 @@ impl DhtProtocol {
         if let Some(sender) = sender {
             let mut state = self.state();
             state.writers.expire(now);
+            let mut pending = Pending::default();
             for (item, checked) in items.iter().zip(&mut checked) {
                 if checked.is_ok() {
                     let records = record_ids(item);
-                    *checked = state.writers.check(
+                    *checked = state.writers.check_after(
                         limits,
                         sender,
                         records.iter().map(|(record, _, bytes)| (record, *bytes)),
+                        &mut pending,
                     );
                 }
             }
