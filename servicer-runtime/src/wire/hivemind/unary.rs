@@ -375,6 +375,23 @@ mod tests {
     const ERROR_VECTOR: &str =
         "25 0a10 00000000000000000000000000000000 2211 120f 56616c75654572726f7228277827 29";
 
+    #[tokio::test]
+    async fn a_large_envelope_is_charged_before_it_is_buffered() {
+        use crate::memory::{LARGE_MESSAGE, MessageMemory};
+        // Only the length prefix of a 1 MiB envelope: nothing of it has arrived.
+        let mut prefix = Vec::new();
+        varint::encode(1 << 20, &mut prefix);
+        let memory = MessageMemory::new(4 * LARGE_MESSAGE);
+        let mut held = Held::of(memory);
+        let read = read_envelope_charged(
+            &mut futures::io::Cursor::new(prefix),
+            DEFAULT_MAX_MESSAGE_SIZE,
+            &mut held,
+        )
+        .await;
+        assert!(matches!(read, Err(HivemindWireError::Busy(_))), "{read:?}");
+    }
+
     #[test]
     fn reply_vector() {
         let bytes = hex(RESP_VECTOR);
