@@ -54,7 +54,8 @@ impl SignatureValidator {
         SignatureValidator { keypair, marker }
     }
 
-    /// This node's owner marker: put it in a key or subkey to protect the record.
+    /// This node's owner marker: put it in a subkey to protect the record (a key with a marker
+    /// is refused: [`DhtError::OwnerMarkerInKey`](crate::DhtError::OwnerMarkerInKey)).
     pub fn local_public_key(&self) -> &[u8] {
         &self.marker
     }
