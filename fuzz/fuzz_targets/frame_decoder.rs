@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let cut = cut as usize % (data.len() + 1);
-    let mut decoder = FrameCodec::new(LIMIT);
+    let mut decoder = CallFrameCodec::new(LIMIT);
     let mut buf = BytesMut::new();
     for piece in [&data[..cut], &data[cut..]] {
         buf.extend_from_slice(piece);
