@@ -78,8 +78,15 @@ impl Held {
 
     /// Holds `bytes` in all when they make a large message, nothing otherwise: more or less than
     /// before. False, holding what it held, when the budget cannot grant the difference.
+    #[inline]
     pub(crate) fn hold(&mut self, bytes: usize) -> bool {
         let bytes = if bytes >= LARGE_MESSAGE { bytes } else { 0 };
+        // Every frame passes here; a change of what is held is rare.
+        bytes == self.bytes || self.change(bytes)
+    }
+
+    #[cold]
+    fn change(&mut self, bytes: usize) -> bool {
         let Some(memory) = &self.memory else {
             return true;
         };
@@ -95,6 +102,7 @@ impl Held {
     }
 
     /// At least `bytes`: grows to a large message, never shrinks.
+    #[inline]
     pub(crate) fn hold_at_least(&mut self, bytes: usize) -> bool {
         bytes <= self.bytes || self.hold(bytes)
     }

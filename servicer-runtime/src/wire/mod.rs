@@ -17,6 +17,7 @@ mod message;
 pub(crate) mod native;
 mod seam;
 mod settings;
+mod stall;
 
 pub(crate) use abort::AbortOnDrop;
 pub(crate) use connector::{Call, Connector};
@@ -29,6 +30,7 @@ pub use native::Native;
 pub(crate) use native::{PROTOCOL, Pool};
 pub(crate) use seam::WireImpl;
 pub(crate) use settings::{CallSettings, ServeSettings};
+pub(crate) use stall::unless_stalled;
 
 /// How many decoded requests a stream-input handler may have waiting for it.
 pub(crate) const REQUEST_PREFETCH: usize = 8;

@@ -22,7 +22,9 @@ use super::unary::{
     UnaryOutcome, UnaryReply, UnaryRequest, encode_delimited, read_envelope_charged,
 };
 use crate::memory::{Held, SPENT};
-use crate::wire::{Admission, Dispatch, Encode, Message, REQUEST_PREFETCH, Route, caller_gone};
+use crate::wire::{
+    Admission, Dispatch, Encode, Message, REQUEST_PREFETCH, Route, caller_gone, unless_stalled,
+};
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
 /// A unary handler with its types erased: request bytes in, response bytes or the error text out.
@@ -258,15 +260,16 @@ async fn send_within<W: AsyncWrite + Unpin>(
 ) -> Result<(), HivemindWireError> {
     let write = async {
         io.write_all(bytes).await?;
-        io.flush().await
+        io.flush().await?;
+        Ok(())
     };
-    match tokio::time::timeout(idle, write).await {
-        Ok(written) => Ok(written?),
-        Err(_) => Err(HivemindWireError::Io(io::Error::new(
+    unless_stalled(idle, write, || {
+        HivemindWireError::Io(io::Error::new(
             io::ErrorKind::TimedOut,
             "the caller did not take its answer",
-        ))),
-    }
+        ))
+    })
+    .await
 }
 
 /// One frame of a streaming call's answer, charged to `held`, sent within `idle`.

@@ -21,6 +21,7 @@ use super::frame::{CallFrameCodec, CallHeader, Frame, FrameKind, Out, WireError}
 use super::io::{Io, framed, shrink_buffers};
 use crate::wire::{
     Admission, CallSettings, Dispatch, Encode, Message, REQUEST_PREFETCH, caller_gone,
+    unless_stalled,
 };
 use crate::{RequestStream, ResponseStream, RpcContext, RpcError};
 
@@ -238,14 +239,26 @@ fn request_stream<Req: Message<super::Native>>(
 }
 
 /// `write`, or [`RpcError::DeadlineExceeded`] when the caller does not make room for it within
-/// `idle`: a caller that stops reading ends its call instead of holding a slot and a buffer.
+/// `idle`.
 async fn within<T>(
     idle: Duration,
     write: impl Future<Output = Result<T, RpcError>>,
 ) -> Result<T, RpcError> {
-    tokio::time::timeout(idle, write)
-        .await
-        .unwrap_or(Err(RpcError::DeadlineExceeded(idle)))
+    unless_stalled(idle, write, || RpcError::DeadlineExceeded(idle)).await
+}
+
+/// Queues `item` on `writer` once it has room: at once when it has (no timer, no future per
+/// message: the path of every response of a stream), within `idle` otherwise.
+async fn feed<W, T>(writer: &mut W, item: T, idle: Duration) -> Result<(), RpcError>
+where
+    W: futures::Sink<T, Error = RpcError> + Unpin,
+{
+    let mut ready = futures::future::poll_fn(|cx| writer.poll_ready_unpin(cx));
+    match (&mut ready).now_or_never() {
+        Some(room) => room?,
+        None => within(idle, ready).await?,
+    }
+    writer.start_send_unpin(item)
 }
 
 /// Whether a message failed to encode in a way that left the stream in sync (nothing of it was
@@ -309,7 +322,7 @@ where
             }
         };
         let fed = match next {
-            Some(Ok(item)) => within(idle, writer.feed(Out::Message(item))).await,
+            Some(Ok(item)) => feed(writer, Out::Message(item), idle).await,
             Some(Err(err)) => {
                 let wire = match err {
                     RpcError::Remote { message } => WireError::Remote(message),
