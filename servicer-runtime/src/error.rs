@@ -51,11 +51,13 @@ pub enum RpcError {
         /// Which limit was hit.
         reason: String,
     },
-    /// No connection to the peer could be made.
-    #[error("peer {peer} is unreachable: {reason}")]
+    /// No connection to the peer could be made, or it does not speak the protocol.
+    #[error("peer {peer} is unreachable ({cause}): {reason}")]
     PeerUnreachable {
         /// The peer that was dialled.
         peer: PeerId,
+        /// Why, in a form a program can branch on.
+        cause: Unreachable,
         /// What the transport said.
         reason: String,
     },
@@ -89,6 +91,53 @@ pub enum RpcError {
     /// The node could not be created or configured (identity file, listen address, transport).
     #[error("node setup failed: {0}")]
     Setup(String),
+}
+
+/// Why a peer could not be reached: the cause of [`RpcError::PeerUnreachable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Unreachable {
+    /// The host answered that nothing listens there (TCP reset, QUIC refused).
+    Refused,
+    /// No connection within the connect timeout (a host that drops packets, or is not there).
+    Timeout,
+    /// The node at the address has another peer id than the address names.
+    WrongPeerId,
+    /// A DNS name in the address did not resolve.
+    Dns,
+    /// This node cannot dial addresses of this kind (a transport it lacks).
+    UnsupportedAddress,
+    /// A connection was made, but the security or muxer handshake failed (not a libp2p node,
+    /// or one with other protocols).
+    Handshake,
+    /// The node is connected but does not speak the protocol asked for.
+    ProtocolNotSupported,
+    /// No address of the peer is known.
+    NoAddress,
+    /// The connection was refused by this node's own limits or policy.
+    Denied,
+    /// The peer is this node itself.
+    LocalPeer,
+    /// Anything else the transport reported.
+    Other,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unreachable::Refused => "connection refused",
+            Unreachable::Timeout => "timed out",
+            Unreachable::WrongPeerId => "wrong peer id",
+            Unreachable::Dns => "DNS name not resolved",
+            Unreachable::UnsupportedAddress => "address not supported",
+            Unreachable::Handshake => "handshake failed",
+            Unreachable::ProtocolNotSupported => "protocol not supported",
+            Unreachable::NoAddress => "no known address",
+            Unreachable::Denied => "denied by local limits",
+            Unreachable::LocalPeer => "the local node",
+            Unreachable::Other => "transport error",
+        })
+    }
 }
 
 impl RpcError {

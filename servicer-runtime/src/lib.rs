@@ -31,7 +31,7 @@ mod transport;
 mod wire;
 
 pub use config::{DEFAULT_MAX_MESSAGE_SIZE, P2PConfig, WireMode};
-pub use error::RpcError;
+pub use error::{RpcError, Unreachable};
 pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::{Multiaddr, PeerId, Stream};
 pub use model::{

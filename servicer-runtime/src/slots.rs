@@ -90,6 +90,7 @@ const LIGHT_USE: usize = 4;
 /// eighth goes only to peers with fewer than [`LIGHT_USE`] in use, so that a few peers that fill
 /// their own quota cannot lock every other peer out.
 pub(crate) struct FairSlots {
+    capacity: usize,
     total: Arc<Semaphore>,
     peers: PeerSlots,
     reserved: usize,
@@ -103,6 +104,7 @@ pub(crate) struct FairSlot {
 impl FairSlots {
     pub(crate) fn new(total: usize, per_peer: usize) -> Self {
         FairSlots {
+            capacity: total,
             total: Arc::new(Semaphore::new(total)),
             peers: PeerSlots::new(per_peer),
             reserved: total / 8,
@@ -125,6 +127,11 @@ impl FairSlots {
     /// Drops the per-peer state of a peer this node is no longer connected to.
     pub(crate) fn forget(&self, peer: &PeerId) {
         self.peers.forget(peer);
+    }
+
+    /// Slots in use now, by every peer.
+    pub(crate) fn in_use(&self) -> usize {
+        self.capacity - self.total.available_permits()
     }
 }
 

@@ -541,3 +541,50 @@ async fn garbage_on_a_stream_fails_that_stream_only() {
     client.shutdown().await;
     server.shutdown().await;
 }
+
+/// `drain` lets a call in flight finish, refuses new ones as busy, and returns once none runs.
+#[tokio::test]
+async fn drain_finishes_calls_in_flight_and_refuses_new_ones() {
+    let server = P2P::create(P2PConfig::default()).await.unwrap();
+    let started = Arc::new(AtomicBool::new(false));
+    let seen = started.clone();
+    server
+        .add_handlers(
+            vec![(
+                "Test.rpc_slow".into(),
+                Handler::<Native>::unary(move |x: i64, _ctx| {
+                    let seen = seen.clone();
+                    async move {
+                        seen.store(true, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Ok::<_, String>(x + 1)
+                    }
+                }),
+            )],
+            None,
+        )
+        .unwrap();
+    let client = P2P::create(P2PConfig::default().with_initial_peers(server.visible_maddrs()))
+        .await
+        .unwrap();
+    let slow = {
+        let stub = stub(&client, &server);
+        tokio::spawn(async move { stub.unary::<i64, i64>("rpc_slow", 1).await })
+    };
+    while !started.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drained = {
+        let server = server.clone();
+        tokio::spawn(async move { server.drain(Duration::from_secs(30)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let late = stub(&client, &server)
+        .unary::<i64, i64>("rpc_slow", 2)
+        .await;
+    assert!(matches!(late, Err(RpcError::Busy { .. })), "{late:?}");
+    assert_eq!(slow.await.unwrap(), Ok(2), "the call in flight finished");
+    assert_eq!(drained.await.unwrap(), 0, "no call left running");
+    client.shutdown().await;
+    server.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! [`P2P`]: the node handle.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
@@ -17,7 +18,7 @@ use super::wiring::Wiring;
 use crate::serve::Server;
 use crate::transport::{self, TransportConfig};
 use crate::wire::{PROTOCOL, Wire};
-use crate::{Handler, Interceptor, P2PConfig, RpcError};
+use crate::{Handler, Interceptor, P2PConfig, RpcError, Unreachable};
 
 /// Commands waiting for the swarm task; callers wait when it is full.
 const COMMAND_BUFFER: usize = 1024;
@@ -144,6 +145,7 @@ impl P2P {
             Ok(Err(_)) => Err(RpcError::Shutdown),
             Err(_) => Err(RpcError::PeerUnreachable {
                 peer,
+                cause: Unreachable::Timeout,
                 reason: format!("no connection within {timeout:?}"),
             }),
         }
@@ -255,6 +257,24 @@ impl P2P {
         self.inner.shared.is_closed()
     }
 
+    /// Stops accepting calls and waits, at most `deadline`, for the inbound calls in flight to
+    /// finish; returns how many were still running at the deadline. New streams are dropped and
+    /// new calls on open streams answered [`RpcError::Busy`]; the node's own calls to others go
+    /// on. Call [`shutdown`](Self::shutdown) afterwards. This is the first half of a graceful stop
+    /// (SIGTERM).
+    pub async fn drain(&self, deadline: Duration) -> usize {
+        let server = &self.inner.shared.server;
+        server.close();
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let running = server.calls_in_flight();
+            if running == 0 || tokio::time::Instant::now() >= until {
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stops the node: closes every connection, so calls in flight on either side end with an
     /// error. Idempotent; other handles see [`RpcError::Shutdown`] afterwards.
     pub async fn shutdown(&self) {
@@ -298,6 +318,7 @@ impl P2P {
     pub async fn open_raw_stream(&self, peer: PeerId) -> Result<Stream, RpcError> {
         let refused = RpcError::PeerUnreachable {
             peer,
+            cause: Unreachable::ProtocolNotSupported,
             reason: format!("peer does not speak {PROTOCOL}"),
         };
         Ok(self.open(peer, PROTOCOL, refused).await?.0)

@@ -1,5 +1,6 @@
 //! [`Shared`]: the state of a node that its handles, its swarm task and its stubs share.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use libp2p::{Multiaddr, PeerId};
@@ -22,6 +23,8 @@ pub(crate) struct Shared {
     /// What [`P2P::visible_maddrs`](super::P2P::visible_maddrs) returns, kept up to date with `listen_addrs`: callers such as
     /// the DHT ask for it on every request.
     visible: RwLock<Vec<Multiaddr>>,
+    /// Set once the swarm task has ended.
+    shut_down: AtomicBool,
 }
 
 impl Shared {
@@ -40,6 +43,7 @@ impl Shared {
             listen_addrs: RwLock::default(),
             visible: RwLock::new(visible(&config.announce_addrs, local_peer)),
             config,
+            shut_down: AtomicBool::new(false),
         }
     }
 
@@ -52,7 +56,13 @@ impl Shared {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.server.is_closed()
+        self.shut_down.load(Ordering::Acquire)
+    }
+
+    /// The node is gone: its server refuses calls and its handles see it shut down.
+    pub(crate) fn close(&self) {
+        self.server.close();
+        self.shut_down.store(true, Ordering::Release);
     }
 
     pub(crate) fn add_listen_addr(&self, addr: Multiaddr) {

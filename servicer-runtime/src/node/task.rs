@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::shared::Shared;
 use crate::RpcError;
-use crate::transport::{Behaviour, BehaviourEvent, PeerRouting, RpcEvent, StreamReply};
+use crate::transport::{
+    Behaviour, BehaviourEvent, PeerRouting, RpcEvent, StreamReply, dial_failure,
+};
 
 /// How often idle pooled streams are swept.
 const SWEEP_PERIOD: Duration = Duration::from_secs(5);
@@ -78,10 +80,12 @@ pub(crate) async fn run(
                         .addresses(vec![addr])
                         .build();
                     if let Err(err) = swarm.dial(opts) {
+                        let (cause, reason) = dial_failure(&err);
                         for reply in connect_waiters.remove(&peer).unwrap_or_default() {
                             let _ = reply.send(Err(RpcError::PeerUnreachable {
                                 peer,
-                                reason: err.to_string(),
+                                cause,
+                                reason: reason.clone(),
                             }));
                         }
                     }
@@ -130,10 +134,12 @@ pub(crate) async fn run(
                 SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. }
                     if !swarm.is_connected(&peer) =>
                 {
+                    let (cause, reason) = dial_failure(&error);
                     for reply in connect_waiters.remove(&peer).unwrap_or_default() {
                         let _ = reply.send(Err(RpcError::PeerUnreachable {
                             peer,
-                            reason: error.to_string(),
+                            cause,
+                            reason: reason.clone(),
                         }));
                     }
                 }
@@ -170,7 +176,7 @@ pub(crate) async fn run(
             }
         }
     }
-    shared.server.close();
+    shared.close();
     shared.pool.clear();
     drop(swarm);
     if let Some(reply) = shutdown_reply {

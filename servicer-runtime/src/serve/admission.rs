@@ -47,6 +47,11 @@ impl InboundLimits {
     pub(crate) fn forget(&self, peer: &PeerId) {
         self.0.forget(peer);
     }
+
+    /// Calls in flight now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.0.in_use()
+    }
 }
 
 /// An admitted inbound call: its slots, and the interceptor to tell when it ends.

@@ -80,9 +80,6 @@ impl Server {
         protocol: &StreamProtocol,
         remote: PeerId,
     ) {
-        if self.is_closed() {
-            return;
-        }
         // A stream past the limits is dropped, which resets it: the caller sees it fail at once.
         let Some(slot) = self.streams.try_acquire(remote) else {
             tracing::debug!(%protocol, %remote, "inbound stream over the limits; reset");
@@ -111,7 +108,13 @@ impl Server {
         self.streams.forget(peer);
     }
 
-    /// Stops serving: streams that arrive later are dropped.
+    /// Inbound calls in flight now.
+    pub(crate) fn calls_in_flight(&self) -> usize {
+        self.limits.in_flight()
+    }
+
+    /// Stops serving: calls that arrive later are refused as busy (so their callers know to go
+    /// elsewhere), and calls in flight go on.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
     }
@@ -158,6 +161,11 @@ impl Dispatch for Server {
     }
 
     fn admit<W: WireId>(&self, route: &Route<W>) -> Result<Admitted, RpcError> {
+        if self.is_closed() {
+            return Err(RpcError::Busy {
+                reason: "the node is shutting down".into(),
+            });
+        }
         self.limits.admit(route)
     }
 

@@ -5,6 +5,7 @@
 //! [`Inbound`] trait.
 
 mod connection;
+mod dial_error;
 mod inbound;
 mod ip_limits;
 mod muxer;
@@ -13,6 +14,7 @@ mod rpc;
 mod swarm;
 
 pub(crate) use connection::StreamReply;
+pub(crate) use dial_error::dial_failure;
 pub(crate) use inbound::Inbound;
 pub(crate) use routing::PeerRouting;
 pub(crate) use rpc::{RpcBehaviour, RpcEvent};

@@ -24,7 +24,8 @@ use libp2p::{PeerId, StreamProtocol};
 
 use super::Inbound;
 use super::connection::{OpenStream, RpcHandler, StreamReply};
-use crate::RpcError;
+use super::dial_failure;
+use crate::{RpcError, Unreachable};
 
 /// At most this many addresses are remembered per peer.
 const MAX_ADDRS_PER_PEER: usize = 8;
@@ -128,6 +129,7 @@ impl RpcBehaviour {
         if peer == self.local_peer {
             let _ = reply.send(Err(RpcError::PeerUnreachable {
                 peer,
+                cause: Unreachable::LocalPeer,
                 reason: "cannot call the local node over the network".into(),
             }));
             return;
@@ -151,6 +153,7 @@ impl RpcBehaviour {
         if !self.looks_up_peers && self.addresses.get(&peer).is_none_or(|a| a.is_empty()) {
             let _ = open.reply.send(Err(RpcError::PeerUnreachable {
                 peer,
+                cause: Unreachable::NoAddress,
                 reason: NO_ADDRESS.into(),
             }));
             return;
@@ -198,11 +201,11 @@ impl RpcBehaviour {
         if self.is_connected(&peer) {
             return;
         }
-        self.fail_waiting(peer, reason);
+        self.fail_waiting(peer, Unreachable::NoAddress, reason);
     }
 
     /// Fails every stream waiting for a connection to `peer`.
-    fn fail_waiting(&mut self, peer: PeerId, reason: &str) {
+    fn fail_waiting(&mut self, peer: PeerId, cause: Unreachable, reason: &str) {
         for open in self
             .waiting_for_connection
             .remove(&peer)
@@ -210,6 +213,7 @@ impl RpcBehaviour {
         {
             let _ = open.reply.send(Err(RpcError::PeerUnreachable {
                 peer,
+                cause,
                 reason: reason.to_owned(),
             }));
         }
@@ -317,7 +321,8 @@ impl NetworkBehaviour for RpcBehaviour {
                     }
                     _ => {}
                 }
-                self.fail_waiting(peer, &e.error.to_string());
+                let (cause, reason) = dial_failure(e.error);
+                self.fail_waiting(peer, cause, &reason);
             }
             _ => {}
         }

@@ -19,7 +19,7 @@ use super::io::{Io, framed};
 use super::pool::PooledStream;
 use super::{Native, PROTOCOL, codec};
 use crate::wire::{AbortOnDrop, Call, Connector, Encode, Message};
-use crate::{ResponseStream, RpcError, RpcKind};
+use crate::{ResponseStream, RpcError, RpcKind, Unreachable};
 
 /// A stream in use by one call, with the slot it holds.
 struct Lease {
@@ -32,6 +32,7 @@ struct Lease {
 async fn open<C: Connector>(connector: &C) -> Result<PooledStream, RpcError> {
     let refused = RpcError::PeerUnreachable {
         peer: connector.peer(),
+        cause: Unreachable::ProtocolNotSupported,
         reason: format!("peer does not speak {PROTOCOL}"),
     };
     let (stream, connection) = connector.open(PROTOCOL, refused).await?;
