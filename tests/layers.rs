@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "servicer-runtime/src",
         &[
-            &["error", "config", "slots", "memory"],
+            &["error", "metrics", "config", "slots", "memory"],
             &["model"],
             &["wire"],
             &["serve"],

@@ -6,6 +6,8 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 use libp2p::identity::Keypair;
 
+use crate::metrics::Metrics;
+
 /// Default cap on one message, as hivemind's `DEFAULT_MAX_MSG_SIZE`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
@@ -90,6 +92,7 @@ pub struct P2PConfig {
     pub(crate) max_inbound_streams_per_peer: usize,
     pub(crate) max_message_memory: usize,
     pub(crate) connection_limits: ConnectionLimits,
+    pub(crate) metrics: Metrics,
     pub(crate) wire_mode: WireMode,
 }
 
@@ -139,6 +142,7 @@ impl Default for P2PConfig {
             max_inbound_streams_per_peer: 512,
             max_message_memory: DEFAULT_MAX_MESSAGE_MEMORY,
             connection_limits: ConnectionLimits::default(),
+            metrics: Metrics::default(),
             wire_mode: WireMode::Native,
         }
     }
@@ -316,6 +320,13 @@ impl P2PConfig {
     /// connection; QUIC: 256) and by [`with_max_inbound_streams`](Self::with_max_inbound_streams).
     pub fn with_max_memory(mut self, bytes: Option<usize>) -> Self {
         self.connection_limits.memory = bytes;
+        self
+    }
+
+    /// Where the node's metrics go: make them with [`Metrics::new`] on your registry. Default:
+    /// counted, exported nowhere.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 

@@ -22,6 +22,7 @@
 mod config;
 mod error;
 mod memory;
+mod metrics;
 mod model;
 mod node;
 mod serve;
@@ -34,10 +35,13 @@ pub use config::{DEFAULT_MAX_MESSAGE_SIZE, P2PConfig, WireMode};
 pub use error::{RpcError, Unreachable};
 pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::{Multiaddr, PeerId, Stream};
+pub use metrics::Metrics;
 pub use model::{
     Interceptor, RequestStream, ResponseSender, ResponseStream, RpcContext, RpcKind, handle_name,
 };
 pub use node::{P2P, load_or_create_identity, multiaddr_peer_id};
+/// The `prometheus-client` the node's [`Metrics`] are made with: register them in its `Registry`.
+pub use prometheus_client;
 pub use serve::Handler;
 pub use stub::StubBase;
 pub use wire::{Hivemind, Message, Native, Wire};

@@ -28,6 +28,11 @@ impl RpcContext {
         &self.handle_name
     }
 
+    /// The handle name as the context holds it, to share without a copy.
+    pub(crate) fn shared_handle_name(&self) -> &Arc<str> {
+        &self.handle_name
+    }
+
     /// This node's peer id.
     pub fn local_peer(&self) -> PeerId {
         self.local_peer

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use libp2p::metrics::Recorder;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify};
 use tokio::sync::{mpsc, oneshot};
@@ -117,7 +118,9 @@ pub(crate) async fn run(
                     let _ = reply.send(swarm.connected_peers().copied().collect());
                 }
             },
-            event = swarm.select_next_some() => match event {
+            event = swarm.select_next_some() => {
+                record(&shared, &event);
+                match event {
                 SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                     routing.on_connected(swarm.behaviour_mut().kad.as_mut(), peer_id);
                     for reply in connect_waiters.remove(&peer_id).unwrap_or_default() {
@@ -169,7 +172,7 @@ pub(crate) async fn run(
                     routing.on_kad_event(&mut behaviour.rpc, behaviour.kad.as_mut(), event);
                 }
                 _ => {}
-            },
+            }},
             _ = sweep.tick() => {
                 shared.pool.evict_idle(shared.config.pool_idle_timeout);
                 routing.expire(&mut swarm.behaviour_mut().rpc, tokio::time::Instant::now());
@@ -181,5 +184,19 @@ pub(crate) async fn run(
     drop(swarm);
     if let Some(reply) = shutdown_reply {
         let _ = reply.send(());
+    }
+}
+
+/// Gives `event` to libp2p's metrics, when the node exports them.
+fn record(shared: &Shared, event: &SwarmEvent<BehaviourEvent>) {
+    let Some(metrics) = shared.config.metrics.swarm() else {
+        return;
+    };
+    metrics.record(event);
+    match event {
+        SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => metrics.record(event),
+        SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => metrics.record(event),
+        SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => metrics.record(event),
+        _ => {}
     }
 }

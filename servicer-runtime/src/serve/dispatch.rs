@@ -43,7 +43,11 @@ impl Server {
                 request_timeout: config.request_timeout,
             },
             registry: Registry::new(vec![crate::wire::PROTOCOL]),
-            limits: InboundLimits::new(config.max_inbound_calls, config.max_inbound_calls_per_peer),
+            limits: InboundLimits::new(
+                config.max_inbound_calls,
+                config.max_inbound_calls_per_peer,
+                config.metrics.clone(),
+            ),
             streams: FairSlots::new(
                 config.max_inbound_streams,
                 config.max_inbound_streams_per_peer,
@@ -162,6 +166,7 @@ impl Dispatch for Server {
 
     fn admit<W: WireId>(&self, route: &Route<W>) -> Result<Admitted, RpcError> {
         if self.is_closed() {
+            self.limits.refused_busy(&route.ctx);
             return Err(RpcError::Busy {
                 reason: "the node is shutting down".into(),
             });
