@@ -234,7 +234,7 @@ pub(crate) fn put_error(dst: &mut BytesMut, err: &WireError) {
 
 /// Decodes native frames, refusing any whose announced length exceeds `max_payload` (and encodes
 /// the frames the runtime sends). On a stream a node serves, large frames are charged to the
-/// node's [`MessageMemory`] before they are buffered.
+/// node's message memory budget ([`P2PConfig::with_max_message_memory`](crate::P2PConfig::with_max_message_memory)) before they are buffered.
 #[derive(Debug, Default)]
 pub struct CallFrameCodec {
     max_payload: usize,
