@@ -59,10 +59,38 @@ pub enum DhtError {
     /// The node is not running (it failed to start, shut down, or its thread died).
     #[error("DHT node unavailable: {0}")]
     Stopped(String),
-    /// No initial peer answered.
-    #[error("{0}")]
-    Bootstrap(String),
+    /// No initial peer answered; why, for each.
+    #[error("bootstrap failed: none of the {} initial peers answered: {}", failures.len(), BootstrapFailure::list(failures))]
+    Bootstrap {
+        /// Each initial peer and why it did not answer.
+        failures: Vec<BootstrapFailure>,
+    },
     /// An RPC failed.
     #[error(transparent)]
     Rpc(#[from] RpcError),
+}
+
+/// Why one initial peer did not answer the bootstrap ping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapFailure {
+    /// The peer, as its address named it.
+    pub peer: PeerId,
+    /// What went wrong, in words an operator can act on.
+    pub reason: String,
+}
+
+impl std::fmt::Display for BootstrapFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.peer, self.reason)
+    }
+}
+
+impl BootstrapFailure {
+    fn list(failures: &[BootstrapFailure]) -> String {
+        failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }

@@ -50,7 +50,7 @@ mod value;
 mod wires;
 
 pub use crypto::SignatureValidator;
-pub use error::DhtError;
+pub use error::{BootstrapFailure, DhtError};
 pub use handle::Dht;
 pub use hivemind_wire::{HivemindDhtProtocol, HivemindDhtProtocolStub};
 pub use id::{DhtId, Key};

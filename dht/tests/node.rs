@@ -7,10 +7,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use servicer_dht::{
-    DhtConfig, DhtId, DhtNode, DhtValue, Key, StoreRequestItem, ValueWithExpiration, encode_value,
-    get_dht_time,
+    DhtConfig, DhtError, DhtId, DhtNode, DhtValue, Key, StoreRequestItem, ValueWithExpiration,
+    encode_value, get_dht_time,
 };
-use servicer_runtime::Multiaddr;
+use servicer_runtime::{Multiaddr, P2P, P2PConfig, PeerId, WireMode};
 
 /// Default settings with an RPC deadline fit for a loaded 2-core machine: only failures wait it.
 fn patient() -> DhtConfig {
@@ -233,20 +233,77 @@ async fn dht_node() {
 }
 
 #[tokio::test]
-async fn bootstrap_fails_clearly_without_answering_peers() {
+async fn bootstrap_failure_names_each_peer_and_why() {
+    // A closed port: a node that has shut down.
     let ghost = DhtNode::create(patient()).await.unwrap();
-    let addrs = ghost.p2p().visible_maddrs();
+    let closed = ghost.p2p().visible_maddrs()[0].clone();
+    let closed_id = ghost.p2p().peer_id();
     ghost.shutdown().await;
-    let err = DhtNode::create(patient().with_initial_peers(addrs.clone()))
+    // A live node dialled with the wrong peer id.
+    let live = DhtNode::create(patient()).await.unwrap();
+    let impostor = PeerId::random();
+    let live_addr = live.p2p().visible_maddrs()[0].to_string();
+    let (transport, _) = live_addr.rsplit_once("/p2p/").unwrap();
+    let wrong_id: Multiaddr = format!("{transport}/p2p/{impostor}").parse().unwrap();
+    // A DHT node on hivemind's wire, and a node that serves no DHT at all.
+    let other_wire = DhtNode::create(
+        patient().with_p2p(P2PConfig::default().with_wire_mode(WireMode::Hivemind)),
+    )
+    .await
+    .unwrap();
+    let no_dht = P2P::create(P2PConfig::default()).await.unwrap();
+    let initial = vec![
+        closed.clone(),
+        wrong_id,
+        other_wire.p2p().visible_maddrs()[0].clone(),
+        no_dht.visible_maddrs()[0].clone(),
+    ];
+
+    let err = DhtNode::create(patient().with_initial_peers(initial.clone()))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("bootstrap failed"), "{err}");
+    let DhtError::Bootstrap { failures } = &err else {
+        panic!("not a bootstrap failure: {err}");
+    };
+    let reason = |peer: PeerId| {
+        failures
+            .iter()
+            .find(|failure| failure.peer == peer)
+            .map(|failure| failure.reason.clone())
+            .unwrap_or_else(|| panic!("{peer} not named in {err}"))
+    };
+    assert_eq!(failures.len(), 4, "{err}");
+    assert!(reason(closed_id).contains("refused"), "{err}");
+    assert!(reason(impostor).contains("wrong peer id"), "{err}");
+    assert!(
+        reason(other_wire.p2p().peer_id()).contains("wrong wire"),
+        "{err}"
+    );
+    assert!(
+        reason(no_dht.peer_id()).contains("protocol not supported"),
+        "{err}"
+    );
+
     let lenient = DhtNode::create(
         patient()
-            .with_initial_peers(addrs)
+            .with_initial_peers(initial)
             .with_ensure_bootstrap_success(false),
     )
     .await
     .unwrap();
     lenient.shutdown().await;
+
+    // And from the other side: a node on hivemind's wire bootstrapping from a native one.
+    let err = DhtNode::create(
+        patient()
+            .with_p2p(P2PConfig::default().with_wire_mode(WireMode::Hivemind))
+            .with_initial_peers(live.p2p().visible_maddrs()),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("wrong wire"), "{err}");
+    assert!(err.to_string().contains("--wire native"), "{err}");
+    live.shutdown().await;
+    other_wire.shutdown().await;
+    no_dht.shutdown().await;
 }

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use servicer_runtime::{P2P, PeerId, multiaddr_peer_id};
+use servicer_runtime::{P2P, PeerId, RpcError, WireMode, multiaddr_peer_id};
 use tokio::task::JoinHandle;
 
 use crate::FastMap;
 use crate::blacklist::Blacklist;
-use crate::error::DhtError;
+use crate::error::{BootstrapFailure, DhtError};
 use crate::id::DhtId;
 use crate::protocol::DhtProtocol;
 use crate::stats::DhtStats;
@@ -153,16 +153,20 @@ impl DhtNode {
         let validate = config.ensure_bootstrap_success;
         let mut pings: FuturesUnordered<_> = peers
             .iter()
-            .map(|peer| {
-                self.inner
+            .map(|peer| async move {
+                let pinged = self
+                    .inner
                     .protocol
-                    .call_ping(*peer, validate, config.strict)
+                    .call_ping_or_fail(*peer, validate, config.strict)
+                    .await;
+                (*peer, pinged)
             })
             .collect();
         let mut answered = 0;
+        let mut failures = Vec::new();
         let mut first_error = None;
         // Wait for the first answer, then for the others until the bootstrap timeout.
-        while let Some(result) = if answered == 0 {
+        while let Some((peer, result)) = if answered == 0 {
             pings.next().await
         } else {
             tokio::time::timeout_at(started + timeout, pings.next())
@@ -172,8 +176,19 @@ impl DhtNode {
         } {
             match result {
                 Ok(Some(_)) => answered += 1,
-                Ok(None) => {}
+                Ok(None) => failures.push(BootstrapFailure {
+                    peer,
+                    reason: "answered, but serves no DHT (a client-mode node)".into(),
+                }),
+                Err(DhtError::Rpc(err)) => failures.push(BootstrapFailure {
+                    peer,
+                    reason: self.why_unanswered(peer, &err).await,
+                }),
                 Err(err) => {
+                    failures.push(BootstrapFailure {
+                        peer,
+                        reason: err.to_string(),
+                    });
                     first_error.get_or_insert(err);
                 }
             }
@@ -182,13 +197,15 @@ impl DhtNode {
         if let Some(err) = first_error.filter(|_| config.strict) {
             return Err(err);
         }
+        for failure in &failures {
+            tracing::warn!(peer = %failure.peer, reason = %failure.reason, "initial peer did not answer");
+        }
         if answered == 0 {
-            let message = "DhtNode bootstrap failed: none of the initial peers responded to a ping \
-                           (set ensure_bootstrap_success = false to ignore)";
+            let err = DhtError::Bootstrap { failures };
             if config.ensure_bootstrap_success {
-                return Err(DhtError::Bootstrap(message.into()));
+                return Err(err);
             }
-            tracing::warn!("{message}");
+            tracing::warn!("{err} (continuing: ensure_bootstrap_success is off)");
         }
         let remaining = timeout.saturating_sub(started.elapsed());
         let own = self.node_id();
@@ -197,6 +214,46 @@ impl DhtNode {
         })
         .await;
         Ok(())
+    }
+
+    /// Why `peer` did not answer a ping with `err`, for an operator: the transport's cause, or,
+    /// for a peer that does not serve the DHT on this node's wire, whether it serves it on the
+    /// other one.
+    async fn why_unanswered(&self, peer: PeerId, err: &RpcError) -> String {
+        let ours = self.inner.p2p.config().wire_mode();
+        let other = match err {
+            RpcError::PeerUnreachable { cause, reason, .. } => {
+                return format!("{cause} ({reason})");
+            }
+            RpcError::DeadlineExceeded(after) => {
+                return format!("timed out: no answer within {after:?}");
+            }
+            // A node that speaks both wires says which one its handler is on.
+            RpcError::KindMismatch { actual, .. } => [WireMode::Native, WireMode::Hivemind]
+                .into_iter()
+                .find(|mode| *mode != ours && actual.ends_with(&format!("on the {mode} wire"))),
+            RpcError::UnknownHandler { .. } => {
+                self.inner.protocol.answers_on_other_wire(peer).await
+            }
+            // hivemind's wire negotiates lazily: a refused protocol shows as a closed stream.
+            RpcError::ConnectionClosed(_) => {
+                match self.inner.protocol.answers_on_other_wire(peer).await {
+                    Some(theirs) => Some(theirs),
+                    None => return err.to_string(),
+                }
+            }
+            other => return other.to_string(),
+        };
+        match other {
+            Some(theirs) => format!(
+                "wrong wire: the peer serves the DHT on the {theirs} wire and this node speaks \
+                 the {ours} wire (use --wire {theirs})"
+            ),
+            None => format!(
+                "protocol not supported: the peer does not serve the DHT on the {ours} wire (not \
+                 a DHT node, or a hivemind node that needs --wire hivemind?)"
+            ),
+        }
     }
 
     /// Looks up buckets nobody updated for `period`, with a random id in each.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use servicer_runtime::PeerId;
+use servicer_runtime::{PeerId, RpcError};
 
 use super::DhtProtocol;
 use super::rules::Contact;
@@ -52,6 +52,20 @@ impl DhtProtocol {
         validate: bool,
         strict: bool,
     ) -> Result<Option<DhtId>, DhtError> {
+        match self.call_ping_or_fail(peer, validate, strict).await {
+            Err(DhtError::Rpc(_)) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// [`call_ping`](Self::call_ping), with a ping that got no answer as the call's error
+    /// ([`DhtError::Rpc`]) instead of `Ok(None)`: why the peer did not answer.
+    pub async fn call_ping_or_fail(
+        &self,
+        peer: PeerId,
+        validate: bool,
+        strict: bool,
+    ) -> Result<Option<DhtId>, DhtError> {
         let requested = get_dht_time();
         let response = {
             let _slot = self.slot().await;
@@ -68,7 +82,10 @@ impl DhtProtocol {
             Err(err) => {
                 tracing::debug!(%peer, %err, "ping failed");
                 self.update_routing_table(self.id_of(&peer), peer, Contact::Failed);
-                return Ok(None);
+                return Err(match err {
+                    DhtError::Rpc(err) => DhtError::Rpc(err),
+                    other => DhtError::Rpc(RpcError::Malformed(other.to_string())),
+                });
             }
         };
         let peer_id = response.peer.node_id;

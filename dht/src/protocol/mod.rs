@@ -219,7 +219,7 @@ impl DhtProtocol {
 
     /// Who this node is, as its messages say: no id in client mode (others must not add it to
     /// their routing tables).
-    fn node_info(&self) -> NodeInfo {
+    pub(crate) fn node_info(&self) -> NodeInfo {
         if self.inner.config.client_mode {
             return NodeInfo {
                 node_id: None,
