@@ -58,7 +58,7 @@ pub use limits::{Limits, Rejection};
 pub use node::{DhtConfig, DhtNode, DhtValue, StoreRequestItem, Validators};
 pub use protocol::{DhtProtocol, DhtProtocolStub, FindOutcome, ProtocolConfig};
 pub use schema::{BytesWithOwner, SchemaBuilder, SchemaValidator};
-pub use stats::{DhtStats, LookupStats, RpcCounts};
+pub use stats::{DhtStats, LookupStats, RpcCounts, StoresRefused};
 pub use storage::{DictionaryDhtValue, StoredValue};
 pub use time::{DhtTime, ValueWithExpiration, get_dht_time};
 pub use validation::{CompositeValidator, DhtRecord, REGULAR_SUBKEY, RecordValidator};

@@ -165,6 +165,44 @@ pub enum Rejection {
     Refused,
 }
 
+impl Rejection {
+    /// Every variant, in declaration order: [`index`](Self::index) is the position here.
+    pub(crate) const ALL: [Rejection; 10] = [
+        Rejection::Invalid,
+        Rejection::Outdated,
+        Rejection::Expired,
+        Rejection::ValueTooLarge,
+        Rejection::TooManySubkeys,
+        Rejection::PeerQuotaExceeded,
+        Rejection::StorageFull,
+        Rejection::ExpiresTooLate,
+        Rejection::Protected,
+        Rejection::Refused,
+    ];
+
+    /// The reason in snake case (`"value_too_large"`), as metrics label it: one fixed string per
+    /// variant, so what peers send never adds a label value.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Rejection::Invalid => "invalid",
+            Rejection::Outdated => "outdated",
+            Rejection::Expired => "expired",
+            Rejection::ValueTooLarge => "value_too_large",
+            Rejection::TooManySubkeys => "too_many_subkeys",
+            Rejection::PeerQuotaExceeded => "peer_quota_exceeded",
+            Rejection::StorageFull => "storage_full",
+            Rejection::ExpiresTooLate => "expires_too_late",
+            Rejection::Protected => "protected",
+            Rejection::Refused => "refused",
+        }
+    }
+
+    /// The variant's position in [`ALL`](Self::ALL), for arrays of counters indexed by reason.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// One record: a key and its subkey (msgpack bytes, or the regular-value marker).
 pub(crate) type RecordId = (DhtId, Vec<u8>);
 
@@ -404,6 +442,15 @@ mod tests {
         // The node's own write takes a record out of the accounting.
         writers.wrote(None, rec(3), 50.0, 1);
         assert_eq!((writers.records_of(&b), writers.len()), (1, 1));
+    }
+
+    #[test]
+    fn every_rejection_has_its_index_and_own_label() {
+        let mut labels = std::collections::HashSet::new();
+        for (i, rejection) in Rejection::ALL.iter().enumerate() {
+            assert_eq!(rejection.index(), i);
+            assert!(labels.insert(rejection.label()));
+        }
     }
 
     #[test]

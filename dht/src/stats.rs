@@ -1,7 +1,9 @@
 //! What a node holds and has done, as plain snapshots programs print or compare: [`DhtStats`],
-//! with the counters it is made of ([`RpcCounts`], [`LookupStats`]).
+//! with the counters it is made of ([`RpcCounts`], [`LookupStats`], [`StoresRefused`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::limits::Rejection;
 
 /// A snapshot of a DHT node: what it holds and what it has sent. Take one with
 /// [`DhtNode::stats`](crate::DhtNode::stats) (or [`DhtProtocol::stats`](crate::DhtProtocol::stats)
@@ -28,6 +30,10 @@ pub struct DhtStats {
     /// Beam searches the node has run. Zero from [`DhtProtocol::stats`](crate::DhtProtocol::stats):
     /// searches are the [`DhtNode`](crate::DhtNode)'s.
     pub lookups: LookupStats,
+    /// Items of `rpc_store` requests from remote peers that the node stored.
+    pub stores_accepted: u64,
+    /// Items of `rpc_store` requests from remote peers that the node refused, by reason.
+    pub stores_refused: StoresRefused,
 }
 
 /// How many requests a node sent, by RPC: each request put on the wire counts once, whether it
@@ -113,5 +119,74 @@ impl std::ops::Sub for LookupStats {
             searches: self.searches - earlier.searches,
             hops: self.hops - earlier.hops,
         }
+    }
+}
+
+/// The items of remote peers' `rpc_store` requests a node refused, by [`Rejection`]: see
+/// [`DhtStats::stores_refused`]. Every reason has a count, zero included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoresRefused([u64; Rejection::ALL.len()]);
+
+impl StoresRefused {
+    /// Items refused for `reason`.
+    pub fn get(&self, reason: Rejection) -> u64 {
+        self.0[reason.index()]
+    }
+
+    /// All refused items.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Each reason with its count, in the order [`Rejection`] declares them.
+    pub fn iter(&self) -> impl Iterator<Item = (Rejection, u64)> + '_ {
+        Rejection::ALL.into_iter().zip(self.0)
+    }
+}
+
+impl std::ops::Sub for StoresRefused {
+    type Output = StoresRefused;
+
+    /// The items refused between two snapshots (`later - earlier`).
+    fn sub(self, earlier: StoresRefused) -> StoresRefused {
+        StoresRefused(std::array::from_fn(|i| self.0[i] - earlier.0[i]))
+    }
+}
+
+/// The counters behind [`DhtStats::stores_accepted`] and [`StoresRefused`]: relaxed atomics,
+/// one per reason, so that counting takes no lock and no allocation.
+#[derive(Default)]
+pub(crate) struct StoreCounters {
+    accepted: AtomicU64,
+    refused: [AtomicU64; Rejection::ALL.len()],
+}
+
+impl StoreCounters {
+    /// Counts the final answer to one store request from a remote peer.
+    pub(crate) fn count(&self, results: &[Result<(), Rejection>]) {
+        let mut accepted = 0;
+        for result in results {
+            match result {
+                Ok(()) => accepted += 1,
+                Err(reason) => {
+                    self.refused[reason.index()].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if accepted > 0 {
+            self.accepted.fetch_add(accepted, Ordering::Relaxed);
+        }
+    }
+
+    /// Items accepted so far.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Items refused so far, by reason.
+    pub(crate) fn refused(&self) -> StoresRefused {
+        StoresRefused(std::array::from_fn(|i| {
+            self.refused[i].load(Ordering::Relaxed)
+        }))
     }
 }

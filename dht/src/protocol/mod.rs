@@ -24,7 +24,7 @@ use crate::id::DhtId;
 use crate::limits::Writers;
 use crate::messages::NodeInfo;
 use crate::routing::RoutingTable;
-use crate::stats::{DhtStats, RpcCounts, SentCounters};
+use crate::stats::{DhtStats, RpcCounts, SentCounters, StoreCounters};
 use crate::storage::{DhtLocalStorage, StoredValue};
 use crate::time::{ValueWithExpiration, get_dht_time};
 use crate::validation::CompositeValidator;
@@ -53,6 +53,8 @@ struct ProtocolInner {
     /// The wire every handler is served on and every call goes out on, chosen at creation.
     wire: Arc<dyn DhtWire>,
     sent: SentCounters,
+    /// Items of remote peers' store requests, accepted and refused by reason.
+    stores: StoreCounters,
     validator: Arc<CompositeValidator>,
     addrs: addresses::AddressBook,
     node_id: DhtId,
@@ -100,6 +102,7 @@ impl DhtProtocol {
                 p2p: p2p.clone(),
                 wire,
                 sent: SentCounters::default(),
+                stores: StoreCounters::default(),
                 validator: Arc::default(),
                 addrs: addresses::AddressBook::default(),
                 node_id,
@@ -144,6 +147,8 @@ impl DhtProtocol {
             remote_records: writers.len(),
             requests_sent: self.rpcs_sent(),
             lookups: Default::default(),
+            stores_accepted: self.inner.stores.accepted(),
+            stores_refused: self.inner.stores.refused(),
         }
     }
 

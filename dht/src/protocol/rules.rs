@@ -65,6 +65,17 @@ impl DhtProtocol {
         sender: PeerId,
         items: Vec<StoreItem>,
     ) -> Vec<Result<(), Rejection>> {
+        let results = self.decide_remote_store(sender, items).await;
+        self.inner.stores.count(&results);
+        results
+    }
+
+    /// The answers of [`apply_remote_store`](Self::apply_remote_store), before they are counted.
+    async fn decide_remote_store(
+        &self,
+        sender: PeerId,
+        items: Vec<StoreItem>,
+    ) -> Vec<Result<(), Rejection>> {
         let mut checked = self.admit_items(Some(&sender), &items);
         let records: usize = items
             .iter()
