@@ -41,7 +41,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             ],
             &["id", "validation"],
             &["value", "storage", "routing", "limits", "crypto", "stats"],
-            &["messages", "schema"],
+            &["messages", "schema", "metrics"],
             &["protocol"],
             &["hivemind_wire"],
             &["wires"],

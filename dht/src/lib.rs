@@ -5,7 +5,8 @@
 //! dictionaries of subkeys. [`Dht`] runs a node on its own thread for blocking code.
 //! [`DhtProtocol`] is the RPC layer underneath (`rpc_ping`, `rpc_store`, `rpc_find` and the
 //! calls that keep the routing table), configured by a [`ProtocolConfig`]; [`DhtStats`] is a
-//! snapshot of what a node holds and has sent. Records go through [`RecordValidator`]s:
+//! snapshot of what a node holds and has sent, and [`DhtMetrics`] the same figures for Prometheus.
+//! Records go through [`RecordValidator`]s:
 //! [`SignatureValidator`] for owned records, [`SchemaValidator`] for typed ones.
 //!
 //! A node speaks the wire of the P2P node it runs on: its own messages, or on a node in
@@ -35,6 +36,7 @@ mod hivemind_wire;
 mod id;
 mod limits;
 pub mod messages;
+mod metrics;
 mod node;
 mod protocol;
 mod routing;
@@ -55,6 +57,7 @@ pub use handle::Dht;
 pub use hivemind_wire::{HivemindDhtProtocol, HivemindDhtProtocolStub};
 pub use id::{DhtId, Key};
 pub use limits::{Limits, Rejection};
+pub use metrics::DhtMetrics;
 pub use node::{DhtConfig, DhtNode, DhtValue, StoreRequestItem, Validators};
 pub use protocol::{DhtProtocol, DhtProtocolStub, FindOutcome, ProtocolConfig};
 pub use schema::{BytesWithOwner, SchemaBuilder, SchemaValidator};

@@ -8,6 +8,7 @@ use servicer_runtime::{Multiaddr, P2PConfig};
 
 use crate::id::DhtId;
 use crate::limits::Limits;
+use crate::metrics::DhtMetrics;
 use crate::protocol::ProtocolConfig;
 use crate::validation::RecordValidator;
 
@@ -47,6 +48,7 @@ pub struct DhtConfig {
     pub(crate) ensure_bootstrap_success: bool,
     pub(crate) strict: bool,
     pub(crate) record_validators: Validators,
+    pub(crate) metrics: DhtMetrics,
 }
 
 impl Default for DhtConfig {
@@ -70,6 +72,7 @@ impl Default for DhtConfig {
             ensure_bootstrap_success: true,
             strict: true,
             record_validators: Validators::default(),
+            metrics: DhtMetrics::default(),
         }
     }
 }
@@ -249,6 +252,16 @@ impl DhtConfig {
     /// none.
     pub fn with_record_validators(mut self, validators: Validators) -> Self {
         self.record_validators = validators;
+        self
+    }
+
+    /// The Prometheus metrics the node reports to (see [`DhtMetrics::new`]); the runtime's own
+    /// are set on the P2P node's config
+    /// ([`P2PConfig::with_metrics`](servicer_runtime::P2PConfig::with_metrics)), and both can
+    /// share one registry. Default: [`DhtMetrics::default`], registered nowhere (the node still
+    /// counts: see [`DhtNode::stats`](super::DhtNode::stats)).
+    pub fn with_metrics(mut self, metrics: DhtMetrics) -> Self {
+        self.metrics = metrics;
         self
     }
 

@@ -8,7 +8,7 @@ mod search;
 mod store;
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,8 +21,9 @@ use crate::FastMap;
 use crate::blacklist::Blacklist;
 use crate::error::{BootstrapFailure, DhtError};
 use crate::id::DhtId;
+use crate::metrics::StatsSource;
 use crate::protocol::DhtProtocol;
-use crate::stats::DhtStats;
+use crate::stats::{DhtStats, LookupStats};
 use crate::time::{DhtTime, get_dht_time};
 use crate::validation::RecordValidator;
 
@@ -42,6 +43,8 @@ struct NodeInner {
     /// Searches run and their hops, for [`DhtNode::lookup_stats`].
     searches: AtomicU64,
     search_hops: AtomicU64,
+    /// Set once bootstrap finished with an answering initial peer, or found none to ask.
+    bootstrapped: AtomicBool,
     /// Peers banned from searches for failing a find.
     blacklist: Mutex<Blacklist>,
     /// Gets in flight by key, which later gets of the key may join.
@@ -95,6 +98,7 @@ impl DhtNode {
             inner: Arc::new(NodeInner {
                 searches: AtomicU64::new(0),
                 search_hops: AtomicU64::new(0),
+                bootstrapped: AtomicBool::new(false),
                 refresh_queue: Mutex::default(),
                 refresh_wakeup: tokio::sync::Notify::new(),
                 pending_gets: Mutex::default(),
@@ -106,6 +110,9 @@ impl DhtNode {
                 config,
             }),
         };
+        // Before bootstrap, so that scrapes during it see the node, not yet bootstrapped.
+        let source = Arc::downgrade(&node.inner);
+        node.inner.config.metrics.attach(source);
         node.bootstrap().await?;
         if let Some(before) = node.inner.config.cache_refresh_before_expiry {
             let weak = Arc::downgrade(&node.inner);
@@ -144,6 +151,7 @@ impl DhtNode {
             .into_iter()
             .collect();
         if peers.is_empty() {
+            self.inner.bootstrapped.store(true, Ordering::Release);
             return Ok(());
         }
         let timeout = config
@@ -213,6 +221,9 @@ impl DhtNode {
             self.find_nearest_nodes(&[own], None, false).await
         })
         .await;
+        if answered > 0 {
+            self.inner.bootstrapped.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -311,10 +322,15 @@ impl DhtNode {
     /// A snapshot of what this node holds and has done: the protocol's
     /// [`stats`](DhtProtocol::stats) with this node's searches.
     pub fn stats(&self) -> DhtStats {
-        DhtStats {
-            lookups: self.lookup_stats(),
-            ..self.inner.protocol.stats()
-        }
+        self.inner.stats()
+    }
+
+    /// Whether the node has bootstrapped: its bootstrap finished with at least one initial peer
+    /// answering, or it was created without initial peers. A node whose initial peers all failed
+    /// (created with [`with_ensure_bootstrap_success`](DhtConfig::with_ensure_bootstrap_success)
+    /// off) stays unbootstrapped, however many nodes it meets later.
+    pub fn is_bootstrapped(&self) -> bool {
+        self.inner.is_bootstrapped()
     }
 
     /// Waits until the earliest queued refresh of a cached value is due (or the queue changes),
@@ -334,6 +350,29 @@ impl DhtNode {
         }
         let _ = self.inner.protocol.shutdown();
         self.inner.p2p.shutdown().await;
+    }
+}
+
+impl NodeInner {
+    /// The searches run so far, for [`DhtNode::lookup_stats`].
+    fn lookup_stats(&self) -> LookupStats {
+        LookupStats {
+            searches: self.searches.load(Ordering::Relaxed),
+            hops: self.search_hops.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl StatsSource for NodeInner {
+    fn stats(&self) -> DhtStats {
+        DhtStats {
+            lookups: self.lookup_stats(),
+            ..self.protocol.stats()
+        }
+    }
+
+    fn is_bootstrapped(&self) -> bool {
+        self.bootstrapped.load(Ordering::Acquire)
     }
 }
 

@@ -44,10 +44,7 @@ impl DhtNode {
     /// The beam searches this node has run so far and their hops. With the RPC counts of
     /// [`DhtProtocol::rpcs_sent`](crate::DhtProtocol::rpcs_sent), this tells what lookups cost.
     pub fn lookup_stats(&self) -> LookupStats {
-        LookupStats {
-            searches: self.inner.searches.load(Ordering::Relaxed),
-            hops: self.inner.search_hops.load(Ordering::Relaxed),
-        }
+        self.inner.lookup_stats()
     }
 
     pub(super) fn record_search(&self, hops: &Hops) {
