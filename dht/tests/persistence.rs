@@ -253,3 +253,53 @@ async fn an_unopenable_data_dir_fails_create() {
         "{err}"
     );
 }
+
+/// Set in the child process of [`a_store_a_second_old_survives_kill_9`].
+const CHILD_DIR: &str = "SERVICER_DHT_PERSISTENCE_CHILD_DIR";
+
+/// In the child process only: stores a value, says so, and waits to be killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_stores_and_waits_to_be_killed() {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        return;
+    };
+    let node = DhtNode::create(patient().with_data_dir(dir)).await.unwrap();
+    // Past the writer's first wake-up (at once on start): the store waits for a periodic one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        node.store("before the kill", &1u32, get_dht_time() + 600.0, None)
+            .await
+            .unwrap()
+    );
+    println!("STORED");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+#[test]
+fn a_store_a_second_old_survives_kill_9() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_stores_and_waits_to_be_killed",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stored = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("STORED"));
+    assert!(stored, "the child did not store");
+    // The guarantee says 1 s; 3 s keeps a loaded machine from failing the test, and is still
+    // well short of anything but the periodic writer (the routing table's 10 s, a shutdown).
+    std::thread::sleep(Duration::from_secs(3));
+    // SIGKILL: no shutdown, no final save.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(saved_keys(dir.path()), vec![id("before the kill")]);
+}
