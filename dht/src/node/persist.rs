@@ -493,12 +493,16 @@ impl DhtNode {
         written
     }
 
-    /// Saves the routing table's peers with their addresses.
+    /// Saves the routing table's peers with their addresses. An empty table keeps the peers
+    /// saved before: a node cut off for a while still rejoins them after a restart.
     pub(super) async fn save_routing_table(&self) -> Result<(), DhtError> {
         let Some((persistence, data)) = self.persistence() else {
             return Ok(());
         };
         let peers = self.inner.protocol.routing_table_addresses().await;
+        if peers.is_empty() {
+            return Ok(());
+        }
         let _saving = persistence.saving.lock().await;
         let path = data.path.clone();
         blocking(&path, move || data.save_peers(peers)).await
@@ -514,7 +518,7 @@ impl DhtNode {
     }
 
     /// Writes everything not yet in the data dir now: the changed records and the routing table.
-    /// Without a data dir, does nothing. The background writer does this on its own (records
+    /// Without a data dir (or after [`shutdown`](Self::shutdown)), does nothing. The background writer does this on its own (records
     /// every 100 ms, the routing table every 10 s); this is for tests and operators who want it
     /// done at a moment of their choosing.
     pub async fn flush(&self) -> Result<(), DhtError> {
