@@ -1,9 +1,10 @@
 //! A node's data dir ([`DhtConfig::with_data_dir`](super::DhtConfig::with_data_dir)): its
-//! identity, the records it stores as a replica and its routing table survive a restart.
+//! identity, DHT id, the records it stores as a replica and its routing table survive a restart.
 //!
-//! The records, the routing table and the node's DHT id (unless configured) live in one [redb](https://docs.rs/redb) database,
-//! `DIR/dht.redb`: pure Rust (no C library to build), ACID with every commit fsync'd by default, a
-//! single file, and well kept. The identity is the runtime's key file, `DIR/identity.key`.
+//! The records, the routing table and the DHT id (unless configured) live in one
+//! [redb](https://docs.rs/redb) database, `DIR/dht.redb`. Why redb: pure Rust (no C library to
+//! build), ACID with every commit fsync'd by default, a single file, and well kept. The identity
+//! is the runtime's key file, `DIR/identity.key`.
 //!
 //! The hot path stays free: a store only adds its key to a set in the protocol's state
 //! ([`crate::protocol`]'s `changes`). A background task wakes every [`FLUSH_PERIOD`], takes the
