@@ -18,9 +18,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
@@ -145,6 +146,10 @@ struct Args {
     /// Print one JSON object per figure.
     #[arg(long)]
     json: bool,
+    /// Give each of our peers a data dir (`DhtConfig::with_data_dir`) under this folder, one
+    /// subfolder per process and peer, to measure what persistence costs.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -177,10 +182,19 @@ impl Args {
             ("--ops", self.ops.to_string()),
         ]
         .into_iter()
+        .chain(
+            self.data_dir
+                .iter()
+                .map(|dir| ("--data-dir", dir.display().to_string())),
+        )
         .flat_map(|(flag, value)| [flag.to_string(), value])
         .collect()
     }
 }
+
+/// `--data-dir`, for [`BenchPeer::start`] of our peers, and how many of them took a subfolder.
+static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
+static DATA_DIRS_TAKEN: AtomicUsize = AtomicUsize::new(0);
 
 /// A DHT peer as the workload uses it: ours or the baseline's.
 trait BenchPeer: Clone + Send + Sync + 'static {
@@ -230,6 +244,14 @@ impl BenchPeer for DhtNode {
             .with_p2p(P2PConfig::default().with_listen_addrs([listen]))
             .with_initial_peers(initial)
             .with_wait_timeout(wait_timeout);
+        let config = match DATA_DIR.get() {
+            // A fresh folder per process and peer: a run must not load an earlier one's records.
+            Some(dir) => {
+                let peer = DATA_DIRS_TAKEN.fetch_add(1, Ordering::Relaxed);
+                config.with_data_dir(dir.join(format!("{}-{peer}", std::process::id())))
+            }
+            None => config,
+        };
         DhtNode::create(config).await.expect("peer starts")
     }
 
@@ -344,6 +366,9 @@ impl<P: BenchPeer> NodeKiller<P> {
 
 fn main() {
     let args = Args::parse();
+    if let Some(dir) = &args.data_dir {
+        let _ = DATA_DIR.set(dir.clone());
+    }
     if args.baseline.is_some() || args.runs > 1 {
         compare(&args);
         return;

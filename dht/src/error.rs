@@ -1,5 +1,7 @@
 //! The DHT's one error type.
 
+use std::path::PathBuf;
+
 use servicer_runtime::{PeerId, RpcError};
 
 /// What can go wrong in the DHT.
@@ -64,6 +66,14 @@ pub enum DhtError {
     Bootstrap {
         /// Each initial peer and why it did not answer.
         failures: Vec<BootstrapFailure>,
+    },
+    /// The node's data dir (see `DhtConfig::with_data_dir`) could not be opened, read or written.
+    #[error("data dir {}: {reason}", path.display())]
+    Persistence {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
     },
     /// An RPC failed.
     #[error(transparent)]

@@ -336,6 +336,12 @@ impl P2PConfig {
         self
     }
 
+    /// Whether an identity was chosen ([`with_keypair`](Self::with_keypair) or
+    /// [`with_identity_path`](Self::with_identity_path)) rather than a random key.
+    pub fn has_identity(&self) -> bool {
+        self.keypair.is_some() || self.identity_path.is_some()
+    }
+
     /// Which wire the node speaks.
     pub fn wire_mode(&self) -> WireMode {
         self.wire_mode

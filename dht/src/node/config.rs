@@ -1,6 +1,7 @@
 //! [`DhtConfig`]: how a [`DhtNode`](super::DhtNode) is created, with hivemind's defaults, and the
 //! record [`Validators`] it starts with.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ pub struct DhtConfig {
     pub(crate) strict: bool,
     pub(crate) record_validators: Validators,
     pub(crate) metrics: DhtMetrics,
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 impl Default for DhtConfig {
@@ -73,6 +75,7 @@ impl Default for DhtConfig {
             strict: true,
             record_validators: Validators::default(),
             metrics: DhtMetrics::default(),
+            data_dir: None,
         }
     }
 }
@@ -263,6 +266,32 @@ impl DhtConfig {
     pub fn with_metrics(mut self, metrics: DhtMetrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Keep the node's state in `dir` so that a restart loses nothing: its identity
+    /// (`identity.key`, unless [`P2PConfig::with_keypair`] or [`P2PConfig::with_identity_path`]
+    /// chose one), its DHT id (unless [`with_node_id`](Self::with_node_id) sets one), the
+    /// records it stores as a replica (not its cache) and its routing table (`dht.redb`). The folder is created if missing; one that cannot be opened fails
+    /// [`DhtNode::create`](super::DhtNode::create) with
+    /// [`DhtError::Persistence`](crate::DhtError::Persistence). Default: none, and nothing
+    /// touches the disk.
+    ///
+    /// On start the node loads every unexpired record (through the storage's newest-wins rules,
+    /// charged to no remote writer's quota) and bootstraps from the saved peers as well as the
+    /// [initial peers](Self::with_initial_peers); saved peers that do not answer are only
+    /// warned about.
+    ///
+    /// Guarantee: a store acknowledged at least 1 s before the process is killed (even
+    /// `kill -9`) is on disk; on a clean shutdown ([`DhtNode::shutdown`](super::DhtNode::shutdown))
+    /// everything is. Writes are batched every 100 ms and committed with an fsync.
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The data dir, if any (see [`with_data_dir`](Self::with_data_dir)).
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     /// The P2P node's configuration.

@@ -4,6 +4,7 @@
 mod cache;
 mod config;
 mod get;
+mod persist;
 mod search;
 mod store;
 
@@ -53,6 +54,8 @@ struct NodeInner {
     /// Cached keys to refresh, and when.
     refresh_queue: Mutex<FastMap<DhtId, DhtTime>>,
     refresh_wakeup: tokio::sync::Notify,
+    /// The data dir's database and writer, with [`DhtConfig::with_data_dir`].
+    persistence: Option<persist::Persistence>,
 }
 
 /// A DHT node: the async API (hivemind's `DHTNode`). Cheap to clone.
@@ -71,15 +74,27 @@ impl std::fmt::Debug for DhtNode {
 }
 
 impl DhtNode {
-    /// Starts a node: creates its P2P node, serves the DHT (unless in client mode), pings the
-    /// initial peers and looks up its own neighbourhood.
+    /// Starts a node: opens its data dir (if [configured](DhtConfig::with_data_dir)) and loads
+    /// its records, creates its P2P node, serves the DHT (unless in client mode), pings the
+    /// initial peers (and the saved ones) and looks up its own neighbourhood.
     pub async fn create(config: DhtConfig) -> Result<DhtNode, DhtError> {
-        let p2p_config = config
+        let mut p2p_config = config
             .p2p
             .clone()
             .with_initial_peers(config.initial_peers.clone());
+        let saved = match &config.data_dir {
+            Some(dir) => {
+                let (data, saved) =
+                    persist::open(dir, &config.protocol.limits, config.node_id).await?;
+                if !p2p_config.has_identity() {
+                    p2p_config = p2p_config.with_identity_path(dir.join(persist::IDENTITY_FILE));
+                }
+                Some((data, saved))
+            }
+            None => None,
+        };
         let p2p = P2P::create(p2p_config).await?;
-        match Self::with_p2p(p2p.clone(), config).await {
+        match Self::with_p2p(p2p.clone(), config, saved).await {
             Ok(node) => Ok(node),
             Err(err) => {
                 p2p.shutdown().await;
@@ -88,12 +103,32 @@ impl DhtNode {
         }
     }
 
-    async fn with_p2p(p2p: P2P, config: DhtConfig) -> Result<DhtNode, DhtError> {
-        let node_id = config.node_id.unwrap_or_else(DhtId::random);
+    async fn with_p2p(
+        p2p: P2P,
+        config: DhtConfig,
+        saved: Option<(Arc<persist::DataDir>, persist::Saved)>,
+    ) -> Result<DhtNode, DhtError> {
+        let node_id = saved
+            .as_ref()
+            .map(|(_, saved)| saved.node_id)
+            .or(config.node_id)
+            .unwrap_or_else(DhtId::random);
         let protocol = DhtProtocol::create(&p2p, node_id, config.protocol.clone())?;
         protocol
             .validator()
             .extend(config.record_validators.0.iter().cloned());
+        let (persistence, saved_peers) = match saved {
+            Some((data, saved)) => {
+                protocol.track_changes();
+                let loaded = protocol.load_records(saved.records);
+                tracing::info!(loaded, peers = saved.peers.len(), "loaded the data dir");
+                let peers: Vec<PeerId> = saved.peers.iter().map(|(peer, _)| *peer).collect();
+                // Not the P2P node's initial peers: one that left must not fail its start.
+                p2p.add_addresses(saved.peers).await?;
+                (Some(persist::Persistence::new(data)), peers)
+            }
+            None => (None, Vec::new()),
+        };
         let node = DhtNode {
             inner: Arc::new(NodeInner {
                 searches: AtomicU64::new(0),
@@ -107,13 +142,20 @@ impl DhtNode {
                 protocol,
                 blacklist: Mutex::new(Blacklist::new(config.blacklist_time, config.backoff_rate)),
                 background: Mutex::new(Vec::new()),
+                persistence,
                 config,
             }),
         };
         // Before bootstrap, so that scrapes during it see the node, not yet bootstrapped.
         let source = Arc::downgrade(&node.inner);
         node.inner.config.metrics.attach(source);
-        node.bootstrap().await?;
+        if let Some(persistence) = &node.inner.persistence {
+            persistence.start(Arc::downgrade(&node.inner));
+        }
+        if let Err(err) = node.bootstrap(&saved_peers).await {
+            node.stop_persistence().await;
+            return Err(err);
+        }
         if let Some(before) = node.inner.config.cache_refresh_before_expiry {
             let weak = Arc::downgrade(&node.inner);
             let task = tokio::spawn(async move {
@@ -141,14 +183,25 @@ impl DhtNode {
         Ok(node)
     }
 
-    async fn bootstrap(&self) -> Result<(), DhtError> {
+    /// Pings the initial peers and the `saved` ones (from the data dir), then looks up this
+    /// node's neighbourhood. Saved peers are pinged without validation and their failures are
+    /// only warnings: they may have left since.
+    async fn bootstrap(&self, saved: &[PeerId]) -> Result<(), DhtError> {
         let config = &self.inner.config;
-        let peers: Vec<PeerId> = config
+        let given: HashSet<PeerId> = config
             .initial_peers
             .iter()
             .filter_map(multiaddr_peer_id)
-            .collect::<HashSet<_>>()
-            .into_iter()
+            .collect();
+        let saved: HashSet<PeerId> = saved
+            .iter()
+            .copied()
+            .filter(|peer| !given.contains(peer) && *peer != self.inner.p2p.peer_id())
+            .collect();
+        let peers: Vec<(PeerId, bool)> = given
+            .iter()
+            .map(|peer| (*peer, false))
+            .chain(saved.into_iter().map(|peer| (peer, true)))
             .collect();
         if peers.is_empty() {
             self.inner.bootstrapped.store(true, Ordering::Release);
@@ -161,20 +214,21 @@ impl DhtNode {
         let validate = config.ensure_bootstrap_success;
         let mut pings: FuturesUnordered<_> = peers
             .iter()
-            .map(|peer| async move {
+            .map(|&(peer, was_saved)| async move {
                 let pinged = self
                     .inner
                     .protocol
-                    .call_ping_or_fail(*peer, validate, config.strict)
+                    .call_ping_or_fail(peer, validate && !was_saved, config.strict && !was_saved)
                     .await;
-                (*peer, pinged)
+                (peer, was_saved, pinged)
             })
             .collect();
         let mut answered = 0;
         let mut failures = Vec::new();
+        let mut saved_failures = Vec::new();
         let mut first_error = None;
         // Wait for the first answer, then for the others until the bootstrap timeout.
-        while let Some((peer, result)) = if answered == 0 {
+        while let Some((peer, was_saved, result)) = if answered == 0 {
             pings.next().await
         } else {
             tokio::time::timeout_at(started + timeout, pings.next())
@@ -182,6 +236,11 @@ impl DhtNode {
                 .ok()
                 .flatten()
         } {
+            let failures = if was_saved {
+                &mut saved_failures
+            } else {
+                &mut failures
+            };
             match result {
                 Ok(Some(_)) => answered += 1,
                 Ok(None) => failures.push(BootstrapFailure {
@@ -208,7 +267,11 @@ impl DhtNode {
         for failure in &failures {
             tracing::warn!(peer = %failure.peer, reason = %failure.reason, "initial peer did not answer");
         }
-        if answered == 0 {
+        for failure in &saved_failures {
+            tracing::warn!(peer = %failure.peer, reason = %failure.reason, "saved peer (from the data dir) did not answer");
+        }
+        // Saved peers alone never fail the start: they may have left since.
+        if answered == 0 && !failures.is_empty() {
             let err = DhtError::Bootstrap { failures };
             if config.ensure_bootstrap_success {
                 return Err(err);
@@ -221,7 +284,8 @@ impl DhtNode {
             self.find_nearest_nodes(&[own], None, false).await
         })
         .await;
-        if answered > 0 {
+        // A node whose only peers were saved ones, all gone, starts over as a first node.
+        if answered > 0 || given.is_empty() {
             self.inner.bootstrapped.store(true, Ordering::Release);
         }
         Ok(())
@@ -326,7 +390,8 @@ impl DhtNode {
     }
 
     /// Whether the node has bootstrapped: its bootstrap finished with at least one initial peer
-    /// answering, or it was created without initial peers. A node whose initial peers all failed
+    /// answering, or it was created without initial peers (saved peers of its data dir that
+    /// are all gone leave it a first node, bootstrapped). A node whose initial peers all failed
     /// (created with [`with_ensure_bootstrap_success`](DhtConfig::with_ensure_bootstrap_success)
     /// off) stays unbootstrapped, however many nodes it meets later.
     pub fn is_bootstrapped(&self) -> bool {
@@ -343,12 +408,14 @@ impl DhtNode {
         !self.inner.p2p.is_shut_down()
     }
 
-    /// Stops background work, the handlers and the P2P node.
+    /// Stops background work and the handlers, saves everything to the data dir (if any), and
+    /// stops the P2P node.
     pub async fn shutdown(&self) {
         for task in self.lock_background().drain(..) {
             task.abort();
         }
         let _ = self.inner.protocol.shutdown();
+        self.stop_persistence().await;
         self.inner.p2p.shutdown().await;
     }
 }

@@ -81,3 +81,37 @@ impl DhtProtocol {
         new
     }
 }
+
+impl DhtProtocol {
+    /// The nodes of the routing table with where they listen (recorded from their messages, or
+    /// else what the swarm knows), for a node that saves its table. Nodes without any address are
+    /// left out.
+    pub(crate) async fn routing_table_addresses(&self) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let peers: Vec<PeerId> = {
+            let state = self.state();
+            state.routing_table.nodes().map(|(_, peer)| *peer).collect()
+        };
+        let mut found = Vec::with_capacity(peers.len());
+        let mut unknown = Vec::new();
+        {
+            let known = self.inner.addrs.known();
+            for peer in peers {
+                match known.get(&peer) {
+                    Some(addrs) if !addrs.is_empty() => found.push((peer, addrs.to_multiaddrs())),
+                    _ => unknown.push(peer),
+                }
+            }
+        }
+        if !unknown.is_empty()
+            && let Ok(addrs) = self.inner.p2p.addresses_of(unknown.clone()).await
+        {
+            found.extend(
+                unknown
+                    .into_iter()
+                    .zip(addrs)
+                    .filter(|(_, addrs)| !addrs.is_empty()),
+            );
+        }
+        found
+    }
+}

@@ -8,6 +8,7 @@
 
 mod addresses;
 mod calls;
+mod changes;
 mod config;
 mod handlers;
 mod replication;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use servicer_runtime::{P2P, PeerId};
 use tokio::sync::Semaphore;
 
+use crate::FastSet;
 use crate::error::DhtError;
 use crate::id::DhtId;
 use crate::limits::Writers;
@@ -30,6 +32,7 @@ use crate::time::{ValueWithExpiration, get_dht_time};
 use crate::validation::CompositeValidator;
 
 pub use calls::FindOutcome;
+pub(crate) use changes::LoadedValue;
 pub use config::ProtocolConfig;
 pub use handlers::DhtProtocolStub;
 #[cfg(feature = "testing")]
@@ -46,6 +49,9 @@ pub(crate) struct ProtocolState {
     pub(crate) cache: DhtLocalStorage,
     /// Who wrote the records remote peers stored, for the quotas.
     pub(crate) writers: Writers,
+    /// Keys of `storage` written since the node last saved them to its data dir; `None` when it
+    /// has none (see [`changes`]).
+    pub(crate) changed: Option<FastSet<DhtId>>,
 }
 
 struct ProtocolInner {
@@ -96,6 +102,7 @@ impl DhtProtocol {
             storage: DhtLocalStorage::new(None),
             cache: DhtLocalStorage::new(config.cache_size),
             writers: Writers::default(),
+            changed: None,
         };
         let protocol = DhtProtocol {
             inner: Arc::new(ProtocolInner {
@@ -136,6 +143,7 @@ impl DhtProtocol {
             storage,
             cache,
             writers,
+            ..
         } = &mut *state;
         writers.expire(get_dht_time());
         DhtStats {

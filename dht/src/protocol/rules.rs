@@ -159,6 +159,7 @@ impl DhtProtocol {
             storage,
             cache,
             writers,
+            changed,
             ..
         } = &mut *state;
         writers.expire(get_dht_time());
@@ -190,7 +191,8 @@ impl DhtProtocol {
                 {
                     return Err(Rejection::TooManySubkeys);
                 }
-                let stored = match item.value {
+                let key = item.key;
+                let (stored, any_stored) = match item.value {
                     StoreValue::Regular(value) => {
                         if target.holds_owned_dictionary(&item.key) {
                             return Err(Rejection::Protected);
@@ -201,7 +203,7 @@ impl DhtProtocol {
                             let record = (item.key, REGULAR_SUBKEY.to_vec());
                             writers.wrote(sender, record, item.expiration_time, bytes);
                         }
-                        stored
+                        (stored, stored)
                     }
                     StoreValue::Subkey { subkey, value } => {
                         let bytes = subkey.len() + value.len();
@@ -211,13 +213,13 @@ impl DhtProtocol {
                         if stored {
                             writers.wrote(sender, record, item.expiration_time, bytes);
                         }
-                        stored
+                        (stored, stored)
                     }
                     StoreValue::Dictionary(entries) => {
                         // Every subkey is tried (docs/hivemind-compat.md#q4); the result is
                         // whether all were stored.
                         let mut dict = DictEntry::dictionary(entries, item.expiration_time);
-                        let mut all = true;
+                        let (mut all, mut any) = (true, false);
                         for (subkey, entry) in dict.snapshot() {
                             let bytes = subkey.len() + entry.value.len();
                             let record = (item.key, subkey.clone());
@@ -231,10 +233,18 @@ impl DhtProtocol {
                                 writers.wrote(sender, record, entry.expiration_time, bytes);
                             }
                             all &= stored;
+                            any |= stored;
                         }
-                        all
+                        (all, any)
                     }
                 };
+                // The data dir's writer saves the key later: here only a set insert.
+                if any_stored
+                    && !item.in_cache
+                    && let Some(changed) = changed
+                {
+                    changed.insert(key);
+                }
                 if stored {
                     Ok(())
                 } else {
