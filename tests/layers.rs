@@ -50,6 +50,15 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
         ],
     ),
     ("src", &[]),
+    (
+        "src/bin/p2p-dht",
+        &[
+            &["error"],
+            &["args"],
+            &["logging", "http"],
+            &["run_node", "client"],
+        ],
+    ),
 ];
 
 #[test]
@@ -118,6 +127,10 @@ fn read_crate(src: &Path) -> BTreeMap<String, String> {
         for entry in std::fs::read_dir(&dir).expect("read a source folder") {
             let path = entry.expect("a folder entry").path();
             if path.is_dir() {
+                // A folder of binaries holds crates of their own, with their own entries.
+                if path.file_name().is_some_and(|n| n == "bin") {
+                    continue;
+                }
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let relative = path
