@@ -9,8 +9,9 @@
    The same again with a Python peer that has an RSA identity (`identity_path`).
 2. Python calls Rust: the Rust example serves `Interop` (`serve`); a hivemind stub made by
    `Interop.get_stub` calls its four handlers.
-3. A Python `hivemind.DHT` bootstraps from our `dht_node --wire hivemind` alone; Python stores
-   (a value and subkeys), `dht_client --wire hivemind` gets them; `dht_client` stores, Python gets.
+3. A Python `hivemind.DHT` bootstraps from our `p2p-dht node --wire hivemind` alone; Python stores
+   (a value and subkeys), `p2p-dht --wire hivemind get` gets them; `p2p-dht store` stores, Python
+   gets.
 4. A mixed swarm: 3 Python DHTs and 3 Rust nodes (`hivemind_interop dht-swarm`), bootstrapped in
    a chain that alternates between the two, so each side must find the other's peers by id alone;
    every node stores its own key and a subkey of one shared dictionary, and every node gets every
@@ -151,17 +152,20 @@ async def run(*argv):
 
 
 async def python_joins_rust_dht(bins):
+    # The program sits beside the examples folder (target/debug/p2p-dht).
+    program = os.path.join(bins, os.pardir, "p2p-dht")
     node = await asyncio.create_subprocess_exec(
-        os.path.join(bins, "dht_node"), "--wire", "hivemind", stdout=asyncio.subprocess.PIPE)
+        program, "node", "--wire", "hivemind", "--host_maddrs", "/ip4/127.0.0.1/tcp/0",
+        stdout=asyncio.subprocess.PIPE)
     dht = None
     try:
         line = (await asyncio.wait_for(node.stdout.readline(), TIMEOUT)).decode()
         assert "--initial-peers " in line, line
         maddrs = line.split("--initial-peers ", 1)[1].split()
-        print(f"rust dht_node {maddrs[0]}", flush=True)
+        print(f"rust p2p-dht node {maddrs[0]}", flush=True)
         dht = new_dht(maddrs)
-        check("python DHT bootstrapped from the rust dht_node alone", True)
-        client = [os.path.join(bins, "dht_client"), "--wire", "hivemind"]
+        check("python DHT bootstrapped from the rust p2p-dht node alone", True)
+        client = [program, "--wire", "hivemind"]
         peers = ["--initial-peers", *maddrs]
         expiration = get_dht_time() + 600
         stored = [dht.store("py_key", "from python", expiration),
