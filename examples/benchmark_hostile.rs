@@ -57,7 +57,7 @@ use rand::{Rng, SeedableRng};
 mod stats;
 use stats::{median, percentile};
 
-// The allocator dht_node runs on (see benchmark_dht.rs).
+// The allocator p2p-dht runs on (see benchmark_dht.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
