@@ -1,11 +1,12 @@
 //! The libp2p side of a node: the RPC behaviour and its connection handler, which open outbound
 //! streams and hand inbound ones to an [`Inbound`]; the translating muxer that lets hivemind's
-//! protocol names through rust-libp2p's negotiation; peer lookup through Kademlia; and the swarm
-//! they are built into. Nothing here knows the node: it talks to it through events and the
-//! [`Inbound`] trait.
+//! protocol names through rust-libp2p's negotiation; peer lookup through Kademlia; the DNS
+//! resolver's config; and the swarm they are built into. Nothing here knows the node: it talks to
+//! it through events and the [`Inbound`] trait.
 
 mod connection;
 mod dial_error;
+mod dns;
 mod inbound;
 mod ip_limits;
 mod muxer;

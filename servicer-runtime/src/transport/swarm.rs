@@ -1,6 +1,6 @@
-//! The swarm a node runs: its transports (TCP, QUIC and in-memory, with noise and yamux) and its
-//! behaviours (connection limits in total, per peer, per IP and by memory; RPC, identify, ping,
-//! and Kademlia for peer lookups when enabled).
+//! The swarm a node runs: its transports (TCP, QUIC and in-memory, with noise and yamux, under a
+//! DNS resolver, see [`super::dns`]) and its behaviours (connection limits in total, per peer, per
+//! IP and by memory; RPC, identify, ping, and Kademlia for peer lookups when enabled).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use libp2p::{
     ping, tcp, yamux,
 };
 
+use super::dns::system_resolver_config;
 use super::ip_limits::IpLimits;
 use super::muxer::TranslatingMuxer;
 use super::routing::{self, Kad};
@@ -117,6 +118,7 @@ fn build_plain(
     inbound: Arc<dyn Inbound>,
 ) -> Result<Swarm<Behaviour>, RpcError> {
     let idle = config.idle_connection_timeout;
+    let (dns, dns_opts) = system_resolver_config();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -136,6 +138,7 @@ fn build_plain(
             )
         })
         .map_err(|e| setup("memory transport", &e))?
+        .with_dns_config(dns, dns_opts)
         .with_behaviour(|key| behaviour(key, config, inbound))
         .map_err(|e| setup("behaviour", &e))?
         .with_swarm_config(|c| swarm_config(c, idle))
@@ -143,7 +146,7 @@ fn build_plain(
     Ok(swarm)
 }
 
-/// The same stack as [`build_plain`] (TCP, QUIC, memory; noise; yamux) with every connection's
+/// The same stack as [`build_plain`] (TCP, QUIC, memory; noise; yamux; DNS) with every connection's
 /// muxer wrapped in a [`TranslatingMuxer`], which is how hivemind's protocol names without a
 /// leading `/` get through rust-libp2p's negotiation (see [`super::muxer`]).
 fn build_translating(
@@ -153,6 +156,7 @@ fn build_translating(
 ) -> Result<Swarm<Behaviour>, RpcError> {
     type BoxError = Box<dyn std::error::Error + Send + Sync>;
     let idle = config.idle_connection_timeout;
+    let (dns, dns_opts) = system_resolver_config();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_other_transport(|key| {
@@ -184,6 +188,7 @@ fn build_translating(
             )
         })
         .map_err(|e| setup("memory transport", &e))?
+        .with_dns_config(dns, dns_opts)
         .with_behaviour(|key| behaviour(key, config, inbound))
         .map_err(|e| setup("behaviour", &e))?
         .with_swarm_config(|c| swarm_config(c, idle))
