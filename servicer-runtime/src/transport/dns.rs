@@ -56,4 +56,23 @@ mod tests {
             vec!["192.0.2.53".parse::<std::net::IpAddr>().unwrap()]
         );
     }
+
+    /// The fallback as the DNS transport builds it (libp2p-dns's `custom`): localhost still
+    /// resolves, and any other name fails at once as a resolver error, with no server to wait for.
+    #[tokio::test]
+    async fn the_fallback_resolves_localhost_and_fails_other_names() {
+        let (config, opts) = resolver_config::<&str>(Err("no /etc/resolv.conf"));
+        let resolver = hickory_resolver::TokioResolver::builder_with_config(
+            config,
+            hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+        )
+        .with_options(opts)
+        .build()
+        .unwrap();
+        let localhost = resolver.ipv4_lookup("localhost").await.unwrap();
+        assert!(!localhost.answers().is_empty());
+        let lookup = resolver.ipv4_lookup("bootstrap1.example.org");
+        let failed = tokio::time::timeout(std::time::Duration::from_secs(60), lookup).await;
+        assert!(matches!(failed, Ok(Err(_))), "{failed:?}");
+    }
 }
