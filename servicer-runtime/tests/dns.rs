@@ -11,8 +11,13 @@ use servicer_runtime::{
     Handler, Multiaddr, Native, P2P, P2PConfig, PeerId, RpcError, StubBase, Unreachable, WireMode,
 };
 
-/// The TCP port and peer of `node`'s first TCP address, as `/dns4/localhost/tcp/PORT/p2p/ID`.
+/// `node`'s first TCP address with `localhost` for its IP: `/dns4/localhost/tcp/PORT/p2p/ID`.
 fn by_name(node: &P2P) -> Multiaddr {
+    by_name_as(node, "dns4")
+}
+
+/// `node`'s first TCP address as `/<protocol>/localhost/tcp/PORT/p2p/ID`.
+fn by_name_as(node: &P2P, protocol: &str) -> Multiaddr {
     let tcp = node
         .visible_maddrs()
         .into_iter()
@@ -20,7 +25,7 @@ fn by_name(node: &P2P) -> Multiaddr {
         .expect("a TCP address");
     let text = tcp.to_string();
     let (_, rest) = text.split_once("/tcp/").unwrap();
-    format!("/dns4/localhost/tcp/{rest}").parse().unwrap()
+    format!("/{protocol}/localhost/tcp/{rest}").parse().unwrap()
 }
 
 fn add_square(server: &P2P) {
@@ -73,6 +78,38 @@ async fn connect_dials_dns_names_in_both_wire_modes() {
         assert_eq!(peer, server.peer_id(), "{mode:?}");
         client.shutdown().await;
         server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn dns_names_resolve_to_any_family_and_dns6_fails_on_an_ipv4_only_node() {
+    let server = P2P::create(P2PConfig::default().with_listen_addrs(tcp()))
+        .await
+        .unwrap();
+    let client = P2P::create(
+        P2PConfig::default()
+            .with_listen_addrs(tcp())
+            .with_connect_timeout(SOON),
+    )
+    .await
+    .unwrap();
+    // `/dns` resolves to 127.0.0.1 and ::1; the server listens on the first only.
+    let peer = client.connect(by_name_as(&server, "dns")).await.unwrap();
+    assert_eq!(peer, server.peer_id());
+    // `/dns6` resolves to ::1 only, where nothing listens: a transport failure, not a DNS one.
+    let other = P2P::create(P2PConfig::default().with_listen_addrs(tcp()))
+        .await
+        .unwrap();
+    let err = client
+        .connect(by_name_as(&other, "dns6"))
+        .await
+        .unwrap_err();
+    match &err {
+        RpcError::PeerUnreachable { cause, .. } => assert_ne!(*cause, Unreachable::Dns, "{err}"),
+        other => panic!("expected PeerUnreachable, got {other:?}"),
+    }
+    for node in [client, server, other] {
+        node.shutdown().await;
     }
 }
 
