@@ -39,7 +39,15 @@ pub(crate) fn dial_failure(err: &DialError) -> (Unreachable, String) {
         Some((addr, err)) if cause == Unreachable::Dns => unresolved(addr, err),
         _ => None,
     };
-    (cause, reason.unwrap_or_else(|| err.to_string()))
+    (cause, reason.unwrap_or_else(|| one_line(&err.to_string())))
+}
+
+/// `text` on one line: the DNS transport lists its errors one per line ("Multiple dial errors
+/// occurred:\n - ..."), which would split a log line and the bootstrap error of `p2p-dht`.
+fn one_line(text: &str) -> String {
+    text.replace(":\n - ", ": ")
+        .replace("\n - ", "; ")
+        .replace('\n', " ")
 }
 
 /// "DNS: cannot resolve <name>" for a dial of `addr` that failed with `err`, with the resolver's
@@ -61,7 +69,7 @@ fn unresolved(addr: &Multiaddr, err: &TransportError<io::Error>) -> Option<Strin
                 Some(err)
             })
             .find(|e| e.is::<ResolveError>())
-            .map(|e| e.to_string())
+            .map(|e| one_line(&e.to_string()))
         }
         TransportError::MultiaddrNotSupported(_) => None,
     };
@@ -198,6 +206,7 @@ mod tests {
         let (cause, reason) = dial_failure(&through_dns("/dns4/localhost/tcp/1", refused));
         assert_eq!(cause, Unreachable::Refused);
         assert!(!reason.starts_with("DNS"), "{reason}");
+        assert!(!reason.contains('\n'), "{reason}");
         let udp: Multiaddr = "/ip4/127.0.0.1/udp/1".parse().unwrap();
         let unsupported = libp2p::dns::Error::MultiaddrNotSupported(udp);
         assert_eq!(
