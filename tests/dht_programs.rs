@@ -382,6 +382,22 @@ fn acknowledged_stores_survive_kill_9() {
         guaranteed.len(),
         lost.first()
     );
+    let recent = acknowledged.len() - guaranteed.len();
+    let recent_kept = acknowledged
+        .iter()
+        .filter(|(_, at)| *at + Duration::from_secs(1) > killed)
+        .filter(|(key, _)| {
+            let found =
+                runtime.block_on(reader.get_many_by_id(&[DhtId::generate(key.as_str())], None));
+            found.values().any(Option::is_some)
+        })
+        .count();
+    eprintln!(
+        "{} stores acknowledged, {} of them 1 s before the kill: all kept; of the last second's \
+         {recent}, {recent_kept} kept",
+        acknowledged.len(),
+        guaranteed.len()
+    );
     runtime.block_on(reader.shutdown());
 }
 
