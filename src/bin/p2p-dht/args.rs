@@ -56,7 +56,8 @@ pub fn split_lists(argv: impl IntoIterator<Item = String>) -> Vec<String> {
     after_help = "Examples:\n  \
         p2p-dht node --host-maddrs /ip4/0.0.0.0/tcp/31337 --data-dir /var/lib/p2p-dht \\\n      \
         --metrics-addr 127.0.0.1:9100\n  \
-        p2p-dht --initial_peers /ip4/10.0.0.1/tcp/31337/p2p/12D3KooW... get greeting\n\n\
+        p2p-dht --initial_peers /ip4/10.0.0.1/tcp/31337/p2p/12D3KooW... get greeting\n  \
+        p2p-dht node --initial-peers /dns4/bootstrap.example.org/tcp/31337/p2p/12D3KooW...\n\n\
         Exit codes: 0 ok, 1 not found (get) or not stored (store), 2 usage, 3 the DHT could not \
         be reached (or the node could not start).\n\
         Every flag also reads the environment variable P2P_DHT_<FLAG> (e.g. \
