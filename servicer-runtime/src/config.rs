@@ -94,6 +94,7 @@ pub struct P2PConfig {
     pub(crate) connection_limits: ConnectionLimits,
     pub(crate) metrics: Metrics,
     pub(crate) wire_mode: WireMode,
+    pub(crate) autonat_probe_interval: Duration,
 }
 
 /// Bounds on the connections a node accepts, set through [`P2PConfig`]'s `with_max_*` methods.
@@ -144,6 +145,7 @@ impl Default for P2PConfig {
             connection_limits: ConnectionLimits::default(),
             metrics: Metrics::default(),
             wire_mode: WireMode::Native,
+            autonat_probe_interval: Duration::from_secs(5),
         }
     }
 }
@@ -333,6 +335,25 @@ impl P2PConfig {
     /// Which wire the node speaks. Default: [`WireMode::Native`].
     pub fn with_wire_mode(mut self, mode: WireMode) -> Self {
         self.wire_mode = mode;
+        self
+    }
+
+    /// How often the node's AutoNAT (v2) client asks one of the peers it dialled to dial back
+    /// its untested candidate addresses (those identify saw for it; at most 10, most often seen
+    /// first). One successful dial-back confirms an address: it becomes an
+    /// [external address](crate::P2P::external_addrs) and part of the
+    /// [visible addresses](crate::P2P::visible_maddrs); a failed one makes the node
+    /// [`Private`](crate::Reachability::Private) until an address is confirmed. Default: 5 s
+    /// (libp2p-autonat's).
+    ///
+    /// Every node also serves AutoNAT to the peers that dial it, with libp2p-autonat 0.16's
+    /// fixed limits (it has no settings): at most 10 dial requests in flight per connection, each
+    /// given 10 s; the dial-back is a new connection from a new port, under this node's
+    /// connection limits; and a client asking for an address other than the one its connection
+    /// comes from must first send 30 to 100 kB, so that the server cannot be made to flood a
+    /// third party.
+    pub fn with_autonat_probe_interval(mut self, interval: Duration) -> Self {
+        self.autonat_probe_interval = interval.max(Duration::from_millis(100));
         self
     }
 

@@ -39,7 +39,7 @@ pub use metrics::Metrics;
 pub use model::{
     Interceptor, RequestStream, ResponseSender, ResponseStream, RpcContext, RpcKind, handle_name,
 };
-pub use node::{P2P, load_or_create_identity, multiaddr_peer_id};
+pub use node::{P2P, Reachability, load_or_create_identity, multiaddr_peer_id};
 /// The `prometheus-client` the node's [`Metrics`] are made with: register them in its `Registry`.
 pub use prometheus_client;
 pub use serve::Handler;

@@ -18,7 +18,7 @@ use super::wiring::Wiring;
 use crate::serve::Server;
 use crate::transport::{self, TransportConfig};
 use crate::wire::{PROTOCOL, Wire};
-use crate::{Handler, Interceptor, P2PConfig, RpcError, Unreachable};
+use crate::{Handler, Interceptor, P2PConfig, Reachability, RpcError, Unreachable};
 
 /// Commands waiting for the swarm task; callers wait when it is full.
 const COMMAND_BUFFER: usize = 1024;
@@ -85,6 +85,7 @@ impl P2P {
             translate_names: wiring.translate_names,
             look_up_peers: wiring.look_up_peers,
             limits: config.connection_limits,
+            autonat_probe_interval: config.autonat_probe_interval,
         };
         let shared = Arc::new(Shared::new(local_peer, config, wiring, server.clone()));
         let mut swarm = transport::build(keypair, transport, Arc::new(ToServer(server)))?;
@@ -182,9 +183,23 @@ impl P2P {
     }
 
     /// Addresses other nodes can use as initial peers: the announce addresses if set, else the
-    /// listen addresses, each ending in `/p2p/<peer id>`.
+    /// [confirmed external addresses](Self::external_addrs) followed by the listen addresses,
+    /// each ending in `/p2p/<peer id>`.
     pub fn visible_maddrs(&self) -> Vec<Multiaddr> {
         self.inner.shared.visible_maddrs()
+    }
+
+    /// The external addresses AutoNAT confirmed: addresses that identify saw for this node and
+    /// that another peer dialled back over a new connection (without `/p2p/<peer id>`). Empty
+    /// until a probe succeeds; always empty behind a NAT.
+    pub fn external_addrs(&self) -> Vec<Multiaddr> {
+        self.inner.shared.external_addrs()
+    }
+
+    /// Whether other peers can dial this node directly, as far as AutoNAT has found out (see
+    /// [`P2PConfig::with_autonat_probe_interval`]).
+    pub fn reachability(&self) -> Reachability {
+        self.inner.shared.reachability()
     }
 
     /// Peers with at least one open connection.

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use libp2p::{Multiaddr, PeerId};
 
 use super::limits::OutboundLimits;
+use super::reachability::{Reach, Reachability};
 use super::wiring::Wiring;
 use crate::P2PConfig;
 use crate::serve::Server;
@@ -19,12 +20,19 @@ pub(crate) struct Shared {
     pub server: Arc<Server>,
     pub outbound: OutboundLimits,
     pub pool: Pool,
-    listen_addrs: RwLock<Vec<Multiaddr>>,
-    /// What [`P2P::visible_maddrs`](super::P2P::visible_maddrs) returns, kept up to date with `listen_addrs`: callers such as
-    /// the DHT ask for it on every request.
+    addrs: RwLock<Addrs>,
+    /// What [`P2P::visible_maddrs`](super::P2P::visible_maddrs) returns, kept up to date with
+    /// `addrs`: callers such as the DHT ask for it on every request.
     visible: RwLock<Vec<Multiaddr>>,
     /// Set once the swarm task has ended.
     shut_down: AtomicBool,
+}
+
+/// The addresses the node listens on and what AutoNAT found.
+#[derive(Default)]
+struct Addrs {
+    listen: Vec<Multiaddr>,
+    reach: Reach,
 }
 
 impl Shared {
@@ -40,7 +48,7 @@ impl Shared {
             outbound: OutboundLimits::new(config.max_outbound_streams_per_peer),
             server,
             pool: Pool::default(),
-            listen_addrs: RwLock::default(),
+            addrs: RwLock::default(),
             visible: RwLock::new(visible(&config.announce_addrs, local_peer)),
             config,
             shut_down: AtomicBool::new(false),
@@ -66,25 +74,67 @@ impl Shared {
     }
 
     pub(crate) fn add_listen_addr(&self, addr: Multiaddr) {
-        let mut addrs = self.listen_addrs.write().unwrap_or_else(|e| e.into_inner());
-        if !addrs.contains(&addr) {
-            addrs.push(addr);
-            self.update_visible(&addrs);
-        }
+        self.update(|addrs| {
+            let new = !addrs.listen.contains(&addr);
+            if new {
+                addrs.listen.push(addr);
+            }
+            new
+        });
     }
 
     pub(crate) fn remove_listen_addr(&self, addr: &Multiaddr) {
-        let mut addrs = self.listen_addrs.write().unwrap_or_else(|e| e.into_inner());
-        addrs.retain(|a| a != addr);
-        self.update_visible(&addrs);
+        self.update(|addrs| {
+            let before = addrs.listen.len();
+            addrs.listen.retain(|a| a != addr);
+            addrs.listen.len() != before
+        });
     }
 
-    /// Recomputes the visible addresses (called with the listen addresses locked, so that
-    /// concurrent updates apply in order).
-    fn update_visible(&self, listen: &[Multiaddr]) {
-        if self.config.announce_addrs.is_empty() {
+    /// AutoNAT confirmed `addr`.
+    pub(crate) fn confirm_external_addr(&self, addr: Multiaddr) {
+        self.update(|addrs| addrs.reach.confirm(addr));
+    }
+
+    /// `addr` is no longer a confirmed external address.
+    pub(crate) fn expire_external_addr(&self, addr: &Multiaddr) {
+        self.update(|addrs| addrs.reach.expire(addr));
+    }
+
+    /// An AutoNAT server could not dial back a tested address.
+    pub(crate) fn external_probe_failed(&self) {
+        self.update(|addrs| {
+            addrs.reach.probe_failed();
+            false
+        });
+    }
+
+    /// The confirmed external addresses.
+    pub(crate) fn external_addrs(&self) -> Vec<Multiaddr> {
+        self.read().reach.confirmed().to_vec()
+    }
+
+    pub(crate) fn reachability(&self) -> Reachability {
+        self.read().reach.reachability()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Addrs> {
+        self.addrs.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `change` and, when it says the addresses changed, recomputes the visible ones
+    /// (with `addrs` still locked, so that concurrent updates apply in order).
+    fn update(&self, change: impl FnOnce(&mut Addrs) -> bool) {
+        let mut addrs = self.addrs.write().unwrap_or_else(|e| e.into_inner());
+        if change(&mut addrs) && self.config.announce_addrs.is_empty() {
+            let mut announced = addrs.reach.confirmed().to_vec();
+            for addr in &addrs.listen {
+                if !announced.contains(addr) {
+                    announced.push(addr.clone());
+                }
+            }
             *self.visible.write().unwrap_or_else(|e| e.into_inner()) =
-                visible(listen, self.local_peer);
+                visible(&announced, self.local_peer);
         }
     }
 }

@@ -148,6 +148,20 @@ pub(crate) async fn run(
                 }
                 SwarmEvent::NewListenAddr { address, .. } => shared.add_listen_addr(address),
                 SwarmEvent::ExpiredListenAddr { address, .. } => shared.remove_listen_addr(&address),
+                SwarmEvent::ExternalAddrConfirmed { address } => {
+                    tracing::debug!(%address, "AutoNAT confirmed an external address");
+                    shared.confirm_external_addr(address);
+                }
+                SwarmEvent::ExternalAddrExpired { address } => shared.expire_external_addr(&address),
+                SwarmEvent::Behaviour(BehaviourEvent::Autonat(event)) => {
+                    if let Err(error) = &event.result {
+                        tracing::debug!(
+                            address = %event.tested_addr, server = %event.server, %error,
+                            "AutoNAT server could not dial back"
+                        );
+                        shared.external_probe_failed();
+                    }
+                }
                 SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                     peer_id,
                     info,

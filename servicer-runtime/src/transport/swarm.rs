@@ -1,6 +1,7 @@
 //! The swarm a node runs: its transports (TCP, QUIC and in-memory, with noise and yamux, under a
 //! DNS resolver, see [`super::dns`]) and its behaviours (connection limits in total, per peer, per
-//! IP and by memory; RPC, identify, ping, and Kademlia for peer lookups when enabled).
+//! IP and by memory; RPC, identify, ping, AutoNAT v2 client and server, and Kademlia for peer
+//! lookups when enabled).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, Swarm, Transport, connection_limits, identify, memory_connection_limits, noise,
-    ping, tcp, yamux,
+    Multiaddr, Swarm, Transport, autonat, connection_limits, identify, memory_connection_limits,
+    noise, ping, tcp, yamux,
 };
 
 use super::dns::system_resolver_config;
@@ -38,6 +39,12 @@ pub(crate) struct Behaviour {
     pub rpc: RpcBehaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
+    /// Asks peers to dial back the addresses identify saw for this node; one that answers
+    /// confirms the address (`SwarmEvent::ExternalAddrConfirmed`).
+    pub autonat: autonat::v2::client::Behaviour,
+    /// Dials back other nodes' addresses for them (over a new port, so that an existing
+    /// connection or NAT mapping cannot fake reachability).
+    pub autonat_server: autonat::v2::server::Behaviour,
     /// Peer lookups by id (see [`super::PeerRouting`]), when enabled.
     pub kad: Toggle<Kad>,
 }
@@ -56,6 +63,8 @@ pub(crate) struct TransportConfig {
     pub look_up_peers: bool,
     /// Bounds on connections.
     pub limits: ConnectionLimits,
+    /// How often the AutoNAT client asks a server to test its untested candidate addresses.
+    pub autonat_probe_interval: Duration,
 }
 
 /// Builds the swarm of a node with identity `keypair` that hands inbound streams to `inbound`.
@@ -101,6 +110,12 @@ fn behaviour(key: &Keypair, config: TransportConfig, inbound: Arc<dyn Inbound>) 
             key.public(),
         )),
         ping: ping::Behaviour::default(),
+        autonat: autonat::v2::client::Behaviour::new(
+            rand_autonat::make_rng::<rand_autonat::rngs::StdRng>(),
+            autonat::v2::client::Config::default()
+                .with_probe_interval(config.autonat_probe_interval),
+        ),
+        autonat_server: autonat::v2::server::Behaviour::default(),
         kad: routing::behaviour(local, config.look_up_peers, config.negotiation_timeout),
     }
 }

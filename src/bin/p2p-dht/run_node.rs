@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use p2p_servicer::dht::{DhtConfig, DhtMetrics, DhtNode};
 use p2p_servicer::runtime::prometheus_client::registry::Registry;
-use p2p_servicer::runtime::{Metrics, Multiaddr, P2PConfig};
+use p2p_servicer::runtime::{Metrics, Multiaddr, P2P, P2PConfig, Reachability};
 
 use crate::args::{Common, NodeArgs, seconds};
 use crate::error::CliError;
@@ -79,6 +79,58 @@ fn shown(path: Option<&Path>) -> String {
     path.map_or_else(|| "none".into(), |p| p.display().to_string())
 }
 
+/// How often the node looks for a change in what AutoNAT found and in its visible addresses.
+const ADDRESS_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the node last reported about its addresses.
+#[derive(PartialEq)]
+struct Seen {
+    reachability: Reachability,
+    external: Vec<Multiaddr>,
+    visible: Vec<Multiaddr>,
+}
+
+impl Seen {
+    fn of(p2p: &P2P) -> Seen {
+        Seen {
+            reachability: p2p.reachability(),
+            external: p2p.external_addrs(),
+            visible: p2p.visible_maddrs(),
+        }
+    }
+}
+
+fn joined(addrs: &[Multiaddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// On stdout, for scripts and people: what other nodes pass to join this one.
+fn print_initial_peers(visible: &[Multiaddr]) {
+    println!(
+        "To connect other peers to this one, use --initial-peers {}",
+        joined(visible)
+    );
+}
+
+/// Logs what changed since `old` and prints the visible addresses again if they changed.
+fn report_change(old: &Seen, new: &Seen) {
+    if old.reachability != new.reachability || old.external != new.external {
+        tracing::info!(
+            reachability = %new.reachability,
+            external_addresses = %joined(&new.external),
+            "AutoNAT: reachability or confirmed external addresses changed"
+        );
+    }
+    if old.visible != new.visible {
+        tracing::info!(addresses = %joined(&new.visible), "visible addresses changed");
+        print_initial_peers(&new.visible);
+    }
+}
+
 /// Runs the node until a stop signal.
 pub async fn run(common: Common, args: NodeArgs) -> Result<(), CliError> {
     let drain = seconds("--drain-timeout", args.drain_timeout)?;
@@ -112,17 +164,22 @@ pub async fn run(common: Common, args: NodeArgs) -> Result<(), CliError> {
         client_mode = args.client_mode,
         "DHT node running"
     );
-    // On stdout, for scripts and people: what other nodes pass to join this one.
-    println!(
-        "To connect other peers to this one, use --initial-peers {}",
-        maddrs.join(" ")
-    );
+    let mut seen = Seen::of(node.p2p());
+    print_initial_peers(&seen.visible);
     let period = seconds("--refresh-period", args.refresh_period)?;
     let mut status = tokio::time::interval(period);
     status.tick().await;
+    let mut check = tokio::time::interval(ADDRESS_CHECK);
     let signal = loop {
         tokio::select! {
             signal = stop_signal() => break signal,
+            _ = check.tick() => {
+                let now = Seen::of(node.p2p());
+                if now != seen {
+                    report_change(&seen, &now);
+                    seen = now;
+                }
+            }
             _ = status.tick() => {
                 let stats = node.stats();
                 tracing::info!(

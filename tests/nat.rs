@@ -1,0 +1,187 @@
+//! AutoNAT through a real NAT (issue 16's test 3): `p2p-dht` nodes in network namespaces (see
+//! `tests/netns`). B and C are on a public bridge, A is behind a masquerading router; B learns it
+//! is public, with its bridge address confirmed, and A learns it is private, announcing nothing of
+//! its router's. Needs root, `ip` and `iptables`: it fails saying so without them.
+
+mod netns;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use netns::{Host, Net};
+
+/// Generous: the machine may be a loaded 2-core one, and AutoNAT probes every 5 s.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Where every node listens, inside its own namespace.
+const PORT: u16 = 4001;
+
+const ADDRESS_LINE: &str = "To connect other peers to this one, use --initial-peers ";
+
+/// A `p2p-dht node` inside a namespace, its stdout and stderr read line by line.
+struct Node {
+    name: &'static str,
+    child: Child,
+    started: Instant,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Node {
+    fn start(name: &'static str, host: &Host, initial_peers: &[String]) -> Node {
+        let mut command = host.command(env!("CARGO_BIN_EXE_p2p-dht"));
+        command
+            .args(["node", "--host_maddrs", &format!("/ip4/0.0.0.0/tcp/{PORT}")])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !initial_peers.is_empty() {
+            command.arg("--initial_peers").args(initial_peers);
+        }
+        let mut child = command.spawn().expect("ip netns exec p2p-dht starts");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Node {
+            name,
+            child,
+            started: Instant::now(),
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line (already seen or from now) that `matches`, within [`PATIENCE`].
+    fn wait_for(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        if let Some(line) = self.seen.iter().find(|line| matches(line)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if matches(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "node {}: no {what} within {PATIENCE:?} in:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Takes in the lines printed so far.
+    fn drain(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+    }
+
+    /// The node's address on `ip`, from its first address line.
+    fn address_on(&mut self, ip: std::net::Ipv4Addr) -> String {
+        let prefix = format!("/ip4/{ip}/tcp/{PORT}/p2p/");
+        let line = self.wait_for("address line", |line| line.starts_with(ADDRESS_LINE));
+        line[ADDRESS_LINE.len()..]
+            .split(' ')
+            .find(|addr| addr.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("node {}: no {prefix} in {line}", self.name))
+            .to_string()
+    }
+
+    /// Every address this node printed for others to join with.
+    fn printed_addresses(&self) -> Vec<&str> {
+        self.seen
+            .iter()
+            .filter_map(|line| line.strip_prefix(ADDRESS_LINE))
+            .flat_map(|addrs| addrs.split(' '))
+            .collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn autonat_finds_the_public_node_public_and_the_natted_one_private() {
+    let mut net = Net::new("autonat");
+    let b_host = net.public_host();
+    let c_host = net.public_host();
+    let a_host = net.host_behind_nat();
+
+    let mut c = Node::start("C", &c_host, &[]);
+    let c_addr = c.address_on(c_host.ip);
+    let mut b = Node::start("B", &b_host, std::slice::from_ref(&c_addr));
+    let b_addr = b.address_on(b_host.ip);
+    let mut a = Node::start("A", &a_host, &[b_addr.clone(), c_addr]);
+    a.address_on(a_host.ip);
+
+    // B dialled C, whose identify saw B at its bridge address and whose AutoNAT server dialled it
+    // back.
+    let b_bridge = format!("/ip4/{}/tcp/{PORT}", b_host.ip);
+    let line = b.wait_for("public reachability", |line| {
+        line.contains("reachability=public") && line.contains(&b_bridge)
+    });
+    let b_public = b.started.elapsed();
+    let external = line
+        .split("external_addresses=")
+        .nth(1)
+        .expect("external addresses logged");
+    assert_eq!(
+        external.split_whitespace().next(),
+        Some(b_bridge.as_str()),
+        "{line}"
+    );
+    // The confirmed address is announced first.
+    let b_first = b.wait_for("the confirmed address first in the address line", |line| {
+        line.strip_prefix(ADDRESS_LINE)
+            .is_some_and(|addrs| addrs.starts_with(&b_addr))
+    });
+    assert!(b_first.contains(&b_addr));
+
+    // A's router's address was observed, and its servers could not dial it back.
+    a.wait_for("private reachability", |line| {
+        line.contains("reachability=private")
+    });
+    let a_private = a.started.elapsed();
+    a.drain();
+    let router = format!("/ip4/{}/", a_host.public_ip);
+    assert!(
+        !a.seen
+            .iter()
+            .any(|line| line.contains("reachability=public")),
+        "A found public:\n{}",
+        a.seen.join("\n")
+    );
+    assert!(
+        !a.printed_addresses()
+            .iter()
+            .any(|addr| addr.starts_with(&router)),
+        "A announced its router's address:\n{}",
+        a.seen.join("\n")
+    );
+    eprintln!("B confirmed public after {b_public:?}, A found private after {a_private:?}");
+}
