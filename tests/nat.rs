@@ -97,10 +97,14 @@ impl Node {
         }
     }
 
-    /// The node's address on `ip`, from its first address line.
+    /// The node's address on `ip`, from the first address line that has it.
     fn address_on(&mut self, ip: std::net::Ipv4Addr) -> String {
         let prefix = format!("/ip4/{ip}/tcp/{PORT}/p2p/");
-        let line = self.wait_for("address line", |line| line.starts_with(ADDRESS_LINE));
+        // A node on 0.0.0.0 may print its first line before it has seen every interface; it
+        // prints the line again when its addresses change.
+        let line = self.wait_for("address line", |line| {
+            line.starts_with(ADDRESS_LINE) && line.contains(&prefix)
+        });
         line[ADDRESS_LINE.len()..]
             .split(' ')
             .find(|addr| addr.starts_with(&prefix))

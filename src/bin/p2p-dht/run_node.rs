@@ -141,9 +141,12 @@ pub async fn run(common: Common, args: NodeArgs) -> Result<(), CliError> {
         Some(addr) => Some(http::serve(addr, Arc::new(registry), health.clone()).await?),
         None => None,
     };
+    // One listener for the whole run: a signal between two loop turns must not be missed.
+    let stop = stop_signal();
+    tokio::pin!(stop);
     let node = tokio::select! {
         node = DhtNode::create(config) => node?,
-        signal = stop_signal() => {
+        signal = &mut stop => {
             tracing::info!(signal, "stopped while joining the DHT");
             return Ok(());
         }
@@ -172,7 +175,7 @@ pub async fn run(common: Common, args: NodeArgs) -> Result<(), CliError> {
     let mut check = tokio::time::interval(ADDRESS_CHECK);
     let signal = loop {
         tokio::select! {
-            signal = stop_signal() => break signal,
+            signal = &mut stop => break signal,
             _ = check.tick() => {
                 let now = Seen::of(node.p2p());
                 if now != seen {
