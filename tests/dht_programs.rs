@@ -1,15 +1,16 @@
 //! The installed program, `p2p-dht`, as an operator runs it: real processes on 127.0.0.1, its
 //! metrics scraped over HTTP, stopped with SIGTERM and `kill -9`, restarted from its data dir.
 
+mod programs;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use p2p_servicer::dht::{DhtConfig, DhtId, DhtNode, get_dht_time};
 use p2p_servicer::runtime::{Multiaddr, P2PConfig, PeerId, WireMode};
+use programs::Running;
 
 /// Generous: the machine may be a loaded 2-core one.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -18,11 +19,20 @@ fn program() -> Command {
     Command::new(env!("CARGO_BIN_EXE_p2p-dht"))
 }
 
-/// A node process, its stdout and stderr read line by line in the background.
-struct NodeProcess {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+/// A `p2p-dht` process (see `tests/programs`), with what this file reads from its output.
+struct NodeProcess(Running);
+
+impl std::ops::Deref for NodeProcess {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for NodeProcess {
+    fn deref_mut(&mut self) -> &mut Running {
+        &mut self.0
+    }
 }
 
 impl NodeProcess {
@@ -32,54 +42,9 @@ impl NodeProcess {
 
     /// Starts one in the folder `cwd`.
     fn start_in(cwd: &Path, args: &[&str]) -> NodeProcess {
-        let mut child = program()
-            .current_dir(cwd)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("p2p-dht starts");
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        for stream in [
-            Box::new(stdout) as Box<dyn std::io::Read + Send>,
-            Box::new(stderr),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        NodeProcess {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first line (from now, or already seen) that `matches`, within [`PATIENCE`].
-    fn wait_for(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        if let Some(line) = self.seen.iter().find(|line| matches(line)) {
-            return line.clone();
-        }
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if matches(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no {what} in:\n{}", self.seen.join("\n")),
-            }
-        }
+        let mut command = program();
+        command.current_dir(cwd).args(args);
+        NodeProcess(Running::spawn("p2p-dht", &mut command, PATIENCE))
     }
 
     /// The address other nodes join with, from the line the node prints on start.
@@ -104,38 +69,6 @@ impl NodeProcess {
             .next()
             .expect("host:port")
             .to_string()
-    }
-
-    /// Sends `signal` (`-TERM`, `-KILL`) with the shell's own `kill`, present on any machine.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("sh")
-            .args(["-c", &format!("kill {signal} {}", self.child.id())])
-            .status()
-            .expect("sh runs");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit, at most `limit`.
-    fn exit_within(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running after {limit:?}:\n{}",
-                self.seen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,13 +4,12 @@
 //! its router's. Needs root, `ip` and `iptables`: it fails saying so without them.
 
 mod netns;
+mod programs;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use netns::{Host, Net};
+use programs::Running;
 
 /// Generous: the machine may be a loaded 2-core one, and AutoNAT probes every 5 s.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -20,13 +19,23 @@ const PORT: u16 = 4001;
 
 const ADDRESS_LINE: &str = "To connect other peers to this one, use --initial-peers ";
 
-/// A `p2p-dht node` inside a namespace, its stdout and stderr read line by line.
+/// A `p2p-dht node` inside a namespace (see `tests/programs`).
 struct Node {
-    name: &'static str,
-    child: Child,
+    program: Running,
     started: Instant,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+}
+
+impl std::ops::Deref for Node {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.program
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Running {
+        &mut self.program
+    }
 }
 
 impl Node {
@@ -34,66 +43,13 @@ impl Node {
         let mut command = host.command(env!("CARGO_BIN_EXE_p2p-dht"));
         command
             .args(["node", "--host_maddrs", &format!("/ip4/0.0.0.0/tcp/{PORT}")])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("RUST_LOG", "info");
         if !initial_peers.is_empty() {
             command.arg("--initial_peers").args(initial_peers);
         }
-        let mut child = command.spawn().expect("ip netns exec p2p-dht starts");
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        for stream in [
-            Box::new(stdout) as Box<dyn std::io::Read + Send>,
-            Box::new(stderr),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
         Node {
-            name,
-            child,
+            program: Running::spawn(format!("node {name}"), &mut command, PATIENCE),
             started: Instant::now(),
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first line (already seen or from now) that `matches`, within [`PATIENCE`].
-    fn wait_for(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        if let Some(line) = self.seen.iter().find(|line| matches(line)) {
-            return line.clone();
-        }
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if matches(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "node {}: no {what} within {PATIENCE:?} in:\n{}",
-                    self.name,
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Takes in the lines printed so far.
-    fn drain(&mut self) {
-        while let Ok(line) = self.lines.try_recv() {
-            self.seen.push(line);
         }
     }
 
@@ -108,7 +64,7 @@ impl Node {
         line[ADDRESS_LINE.len()..]
             .split(' ')
             .find(|addr| addr.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("node {}: no {prefix} in {line}", self.name))
+            .unwrap_or_else(|| panic!("no {prefix} in {line}"))
             .to_string()
     }
 
@@ -119,13 +75,6 @@ impl Node {
             .filter_map(|line| line.strip_prefix(ADDRESS_LINE))
             .flat_map(|addrs| addrs.split(' '))
             .collect()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -12,6 +12,13 @@ use servicer_runtime::{
 };
 
 /// `node`'s first TCP address with `localhost` for its IP: `/dns4/localhost/tcp/PORT/p2p/ID`.
+/// A node on loopback TCP whose dials give up after [`SOON`].
+fn impatient() -> P2PConfig {
+    P2PConfig::default()
+        .with_listen_addrs(tcp())
+        .with_connect_timeout(SOON)
+}
+
 fn by_name(node: &P2P) -> Multiaddr {
     by_name_as(node, "dns4")
 }
@@ -48,9 +55,7 @@ async fn a_node_bootstraps_from_a_dns4_name_and_calls_through_it() {
     add_square(&server);
     let addr = by_name(&server);
     let client = P2P::create(
-        P2PConfig::default()
-            .with_listen_addrs(tcp())
-            .with_connect_timeout(SOON)
+        impatient()
             .with_initial_peers([addr])
             .with_require_initial_peers(true),
     )
@@ -86,13 +91,7 @@ async fn dns_names_resolve_to_any_family_and_dns6_fails_on_an_ipv4_only_node() {
     let server = P2P::create(P2PConfig::default().with_listen_addrs(tcp()))
         .await
         .unwrap();
-    let client = P2P::create(
-        P2PConfig::default()
-            .with_listen_addrs(tcp())
-            .with_connect_timeout(SOON),
-    )
-    .await
-    .unwrap();
+    let client = P2P::create(impatient()).await.unwrap();
     // `/dns` resolves to 127.0.0.1 and ::1; the server listens on the first only.
     let peer = client.connect(by_name_as(&server, "dns")).await.unwrap();
     assert_eq!(peer, server.peer_id());
@@ -115,13 +114,7 @@ async fn dns_names_resolve_to_any_family_and_dns6_fails_on_an_ipv4_only_node() {
 
 #[tokio::test]
 async fn an_unresolvable_name_is_a_dns_error_that_names_it() {
-    let client = P2P::create(
-        P2PConfig::default()
-            .with_listen_addrs(tcp())
-            .with_connect_timeout(SOON),
-    )
-    .await
-    .unwrap();
+    let client = P2P::create(impatient()).await.unwrap();
     let addr: Multiaddr = format!("/dns4/no-such-host.invalid/tcp/1/p2p/{}", PeerId::random())
         .parse()
         .unwrap();
@@ -149,9 +142,7 @@ async fn a_required_initial_peer_that_does_not_resolve_fails_setup_naming_dns() 
         .parse()
         .unwrap();
     let created = P2P::create(
-        P2PConfig::default()
-            .with_listen_addrs(tcp())
-            .with_connect_timeout(SOON)
+        impatient()
             .with_initial_peers([addr])
             .with_require_initial_peers(true),
     );

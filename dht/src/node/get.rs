@@ -167,6 +167,16 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// The expiration a get needs before it stops: any unexpired value, or with `latest` none (it
+/// searches until no newer value can be found).
+fn sufficient(latest: bool) -> DhtTime {
+    if latest {
+        f64::INFINITY
+    } else {
+        get_dht_time()
+    }
+}
+
 impl DhtNode {
     /// Gets the value under `key` and decodes it. With `latest`, searches until no newer value
     /// can be found; otherwise stops at the first unexpired one.
@@ -176,17 +186,30 @@ impl DhtNode {
         latest: bool,
     ) -> Result<Option<ValueWithExpiration<DhtValue<V>>>, DhtError> {
         let id = DhtId::generate(key);
-        let sufficient = if latest {
-            f64::INFINITY
-        } else {
-            get_dht_time()
-        };
-        let found = self
-            .get_many_by_id(&[id], Some(sufficient))
+        let found = self.get_stored_by_id(id, latest).await;
+        found.map(|v| self.decode(&id, v)).transpose()
+    }
+
+    /// Gets the value under `key` as it is stored (msgpack bytes, or a dictionary of them),
+    /// without decoding it: for programs that show values of any type. `latest` as in
+    /// [`get`](Self::get).
+    pub async fn get_stored(
+        &self,
+        key: impl Into<Key>,
+        latest: bool,
+    ) -> Option<ValueWithExpiration<StoredValue>> {
+        self.get_stored_by_id(DhtId::generate(key), latest).await
+    }
+
+    async fn get_stored_by_id(
+        &self,
+        id: DhtId,
+        latest: bool,
+    ) -> Option<ValueWithExpiration<StoredValue>> {
+        self.get_many_by_id(&[id], Some(sufficient(latest)))
             .await
             .remove(&id)
-            .flatten();
-        found.map(|v| self.decode(&id, v)).transpose()
+            .flatten()
     }
 
     /// Gets and decodes several keys with one shared search.
@@ -196,12 +219,7 @@ impl DhtNode {
         latest: bool,
     ) -> Result<Vec<(Key, Option<ValueWithExpiration<DhtValue<V>>>)>, DhtError> {
         let ids: Vec<DhtId> = keys.iter().map(|k| DhtId::generate(k.clone())).collect();
-        let sufficient = if latest {
-            f64::INFINITY
-        } else {
-            get_dht_time()
-        };
-        let mut found = self.get_many_by_id(&ids, Some(sufficient)).await;
+        let mut found = self.get_many_by_id(&ids, Some(sufficient(latest))).await;
         keys.into_iter()
             .zip(ids)
             .map(|(key, id)| {

@@ -397,8 +397,9 @@ pub(super) async fn open(
 pub(super) struct Persistence {
     /// The database, closed (`None`) on shutdown so that a new node may open it.
     data: Mutex<Option<Arc<DataDir>>>,
-    /// One save at a time: a later one must not be overtaken by an earlier, staler one.
-    saving: tokio::sync::Mutex<()>,
+    /// One save at a time: a later one must not be overtaken by an earlier, staler one. It
+    /// holds the routing table last saved, so an unchanged one is not written again.
+    saving: tokio::sync::Mutex<Vec<(PeerId, Vec<Multiaddr>)>>,
     stop: Arc<Notify>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -407,7 +408,7 @@ impl Persistence {
     pub(super) fn new(data: Arc<DataDir>) -> Self {
         Persistence {
             data: Mutex::new(Some(data)),
-            saving: tokio::sync::Mutex::new(()),
+            saving: tokio::sync::Mutex::new(Vec::new()),
             stop: Arc::new(Notify::new()),
             task: Mutex::new(None),
         }
@@ -500,13 +501,20 @@ impl DhtNode {
         let Some((persistence, data)) = self.persistence() else {
             return Ok(());
         };
-        let peers = self.inner.protocol.routing_table_addresses().await;
+        let mut peers = self.inner.protocol.routing_table_addresses().await;
         if peers.is_empty() {
             return Ok(());
         }
-        let _saving = persistence.saving.lock().await;
+        peers.sort_by_key(|(peer, _)| *peer);
+        let mut saved = persistence.saving.lock().await;
+        if *saved == peers {
+            return Ok(());
+        }
         let path = data.path.clone();
-        blocking(&path, move || data.save_peers(peers)).await
+        let written = peers.clone();
+        blocking(&path, move || data.save_peers(written)).await?;
+        *saved = peers;
+        Ok(())
     }
 
     async fn purge_saved(&self) -> Result<(), DhtError> {

@@ -1,7 +1,7 @@
 //! The `store` and `get` subcommands: a one-shot client-mode node that joins through the initial
 //! peers, does one thing and exits.
 
-use p2p_servicer::dht::{DhtConfig, DhtId, DhtNode, Key, StoredValue, get_dht_time};
+use p2p_servicer::dht::{DhtConfig, DhtNode, Key, StoredValue, get_dht_time};
 use p2p_servicer::runtime::P2PConfig;
 
 use crate::args::{Common, seconds};
@@ -61,17 +61,7 @@ pub async fn store(
 /// Prints the value under `key`.
 pub async fn get(common: &Common, key: &str, latest: bool) -> Result<(), CliError> {
     let node = join(common).await?;
-    let id = DhtId::generate(key);
-    let sufficient = if latest {
-        f64::INFINITY
-    } else {
-        get_dht_time()
-    };
-    let found = node
-        .get_many_by_id(&[id], Some(sufficient))
-        .await
-        .remove(&id)
-        .flatten();
+    let found = node.get_stored(key, latest).await;
     node.shutdown().await;
     let Some(found) = found else {
         return Err(CliError::NotFound(format!("{key} not found")));

@@ -152,22 +152,16 @@ pub async fn run(common: Common, args: NodeArgs) -> Result<(), CliError> {
         }
     };
     health.running(node.clone());
-    let maddrs: Vec<String> = node
-        .p2p()
-        .visible_maddrs()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let mut seen = Seen::of(node.p2p());
     tracing::info!(
         peer_id = %node.p2p().peer_id(),
         wire = %common.wire,
-        addresses = %maddrs.join(" "),
+        addresses = %joined(&seen.visible),
         data_dir = %shown(args.data_dir.as_deref()),
         metrics = %metrics_addr.map_or_else(|| "off".into(), |a| format!("http://{a}/metrics")),
         client_mode = args.client_mode,
         "DHT node running"
     );
-    let mut seen = Seen::of(node.p2p());
     print_initial_peers(&seen.visible);
     let period = seconds("--refresh-period", args.refresh_period)?;
     let mut status = tokio::time::interval(period);
